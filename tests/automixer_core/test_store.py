@@ -1,0 +1,108 @@
+"""Store: the same behaviour on the local disk, memory:// and a real S3 HTTP endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from automixer_core.errors import StorageError
+from automixer_core.store import Store
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "local":
+        return Store(tmp_path / "root")
+    if request.param == "memory":
+        return Store(f"memory://am-{uuid.uuid4().hex[:8]}")
+    bucket = request.getfixturevalue("s3_bucket")
+    return Store(f"{bucket}/prefix")
+
+
+def test_roundtrip_json_bytes_text(store: Store) -> None:
+    store.write_json("a/b/c.json", {"x": 1, "y": [1, 2]})
+    store.write_bytes("a/raw.bin", b"\x00\x01\x02")
+    store.write_text("t.txt", "héllo")
+    assert store.read_json("a/b/c.json") == {"x": 1, "y": [1, 2]}
+    assert store.read_bytes("a/raw.bin") == b"\x00\x01\x02"
+    assert store.read_text("t.txt") == "héllo"
+    assert store.exists("a/b/c.json")
+    assert not store.exists("a/b/missing.json")
+    assert store.list("a") == ["a/b/c.json", "a/raw.bin"]
+    assert store.list("nothing-here") == []
+
+
+def test_digest_is_sha256_of_content(store: Store) -> None:
+    data = os.urandom(3 << 20)  # spans several read blocks
+    store.write_bytes("blob", data)
+    assert store.digest("blob") == hashlib.sha256(data).hexdigest()
+
+
+def test_overwrite_is_atomic_and_leaves_no_temporaries(store: Store) -> None:
+    store.write_json("k.json", {"v": 1})
+    store.write_json("k.json", {"v": 2})
+    assert store.read_json("k.json") == {"v": 2}
+    assert store.list("") == ["k.json"]  # no temporary keys left behind or listed
+
+
+def test_fingerprint_changes_when_and_only_when_files_change(store: Store) -> None:
+    store.write_bytes("ckpt/config.json", b"{}")
+    store.write_bytes("ckpt/model.safetensors", b"weights")
+    fp1 = store.fingerprint("ckpt")
+    assert store.fingerprint("ckpt") == fp1
+    store.write_bytes("other/file", b"unrelated")
+    assert store.fingerprint("ckpt") == fp1
+    store.write_bytes("ckpt/model.safetensors", b"weights-changed")
+    assert store.fingerprint("ckpt") != fp1
+
+
+def test_put_dir_and_local_dir_roundtrip(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("A")
+    (src / "sub" / "b.txt").write_text("B")
+    store.put_dir(src, "up")
+    assert store.list("up") == ["up/a.txt", "up/sub/b.txt"]
+    if store.is_local:
+        local = store.local_dir("up")
+    else:
+        local = store.local_dir("up", cache_root=tmp_path / "cache")
+    assert (local / "a.txt").read_text() == "A"
+    assert (local / "sub" / "b.txt").read_text() == "B"
+
+
+def test_missing_key_is_a_storage_error_naming_the_uri(store: Store) -> None:
+    with pytest.raises(StorageError) as err:
+        store.read_json("no/such.json")
+    assert store.uri("no/such.json") in str(err.value)
+    assert "Fix:" in str(err.value)
+
+
+def test_corrupt_json_says_what_to_do(store: Store) -> None:
+    store.write_bytes("bad.json", b"{not json")
+    with pytest.raises(StorageError, match="not valid JSON"):
+        store.read_json("bad.json")
+
+
+def test_unreachable_bucket_is_a_clear_error(s3_endpoint: str) -> None:
+    store = Store(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/x")
+    with pytest.raises(StorageError) as err:
+        store.write_json("k.json", {"a": 1})
+    assert "no-such-bucket" in str(err.value)
+
+
+def test_credentials_never_appear_in_uris_or_errors(s3_endpoint: str) -> None:
+    store = Store(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(StorageError) as err:
+        store.read_bytes("k")
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in repr(store)
+    assert "secret" not in str(err.value).lower()
+
+
+def test_bad_scheme_is_a_storage_error() -> None:
+    with pytest.raises(StorageError, match="Cannot open storage URI"):
+        Store("nosuchscheme://x/y")
