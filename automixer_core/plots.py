@@ -7,11 +7,13 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
 
-def capability_emergence(evals: pd.DataFrame, selection: pd.DataFrame | None = None, metric: str = "acc_norm") -> bytes:
+def capability_emergence(
+    evals: pd.DataFrame, selection: pd.DataFrame | None = None, metric: str = "acc_norm"
+) -> bytes:
     """Accuracy against training step for each benchmark, the chosen checkpoint marked.
 
     Args:
@@ -31,7 +33,15 @@ def capability_emergence(evals: pd.DataFrame, selection: pd.DataFrame | None = N
             for step in chosen["step"]:
                 y = g.loc[g["step"] == step, metric]
                 if len(y):
-                    ax.scatter([step], [float(y.iloc[0])], s=120, marker="*", color=color, edgecolor="black", zorder=5)
+                    ax.scatter(
+                        [step],
+                        [float(y.iloc[0])],
+                        s=120,
+                        marker="*",
+                        color=color,
+                        edgecolor="black",
+                        zorder=5,
+                    )
     ax.set_xlabel("training step")
     ax.set_ylabel(metric)
     ax.set_title("Capability emergence (★ = artifact checkpoint)")

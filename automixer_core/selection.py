@@ -55,7 +55,7 @@ def select_artifacts(evals: pd.DataFrame, config: SelectionConfig | None = None)
     for bench, group in evals.groupby("benchmark", sort=True):
         # Rank: higher score first, then later step first (ties go to the later step).
         ranked = group.sort_values([config.metric, "step"], ascending=[False, False]).reset_index(drop=True)
-        best_score = float(ranked.loc[0, config.metric])
+        best_score = float(ranked[config.metric].iloc[0])
         n = len(ranked)
         if config.strategy == "best":
             chosen = ranked.iloc[:1]
@@ -90,4 +90,6 @@ def select_artifacts(evals: pd.DataFrame, config: SelectionConfig | None = None)
                     "reason": reason,
                 }
             )
-    return pd.DataFrame(rows, columns=["benchmark", "checkpoint", "step", "metric", "score", "rank", "reason"])
+    return pd.DataFrame(
+        rows, columns=["benchmark", "checkpoint", "step", "metric", "score", "rank", "reason"]
+    )

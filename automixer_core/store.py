@@ -206,7 +206,9 @@ class Store:
             if _TMP_MARK in posixpath.basename(p):
                 continue
             d = details[p]
-            stamp = d.get("ETag") or d.get("etag") or d.get("mtime") or d.get("LastModified") or d.get("created")
+            stamp = (
+                d.get("ETag") or d.get("etag") or d.get("mtime") or d.get("LastModified") or d.get("created")
+            )
             h.update(f"{posixpath.relpath(p, base)}\0{d.get('size')}\0{stamp}\n".encode())
         return h.hexdigest()[:16]
 
@@ -221,7 +223,9 @@ class Store:
     # --- writing -----------------------------------------------------------------------------
     def _tmp_for(self, key: str) -> str:
         final = self.path(key)
-        return posixpath.join(posixpath.dirname(final), f"{_TMP_MARK}{uuid.uuid4().hex}-{posixpath.basename(final)}")
+        return posixpath.join(
+            posixpath.dirname(final), f"{_TMP_MARK}{uuid.uuid4().hex}-{posixpath.basename(final)}"
+        )
 
     def _commit(self, tmp: str, key: str) -> None:
         final = self.path(key)
@@ -299,7 +303,8 @@ class Store:
         target = cache / "downloads" / fp
         if (target / ".complete").exists():
             return target
-        tmp = Path(tempfile.mkdtemp(prefix="dl-", dir=cache.mkdir(parents=True, exist_ok=True) or cache))
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="dl-", dir=cache))
         for rel in self.list(key):
             sub = posixpath.relpath(rel, key.strip("/"))
             dest = tmp / sub

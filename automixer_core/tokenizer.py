@@ -10,7 +10,9 @@ from transformers import PreTrainedTokenizerFast
 EOS_TOKEN = "<|endoftext|>"
 
 
-def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+def train_bpe_tokenizer(
+    texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2
+) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer (GPT-2 style: every byte string is encodable, no UNK).
 
     The end-of-text token ``<|endoftext|>`` (id 0) serves as BOS, EOS and padding. No token is

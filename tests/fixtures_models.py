@@ -51,7 +51,9 @@ def tiny_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> PreTrainedTokeni
     return train_bpe_tokenizer(_sample_texts(data), vocab_size=2048)
 
 
-def tiny_llama_config(vocab_size: int, *, tied: bool = True, hidden: int = 64, layers: int = 2) -> LlamaConfig:
+def tiny_llama_config(
+    vocab_size: int, *, tied: bool = True, hidden: int = 64, layers: int = 2
+) -> LlamaConfig:
     return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=hidden,
@@ -68,7 +70,9 @@ def tiny_llama_config(vocab_size: int, *, tied: bool = True, hidden: int = 64, l
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: PreTrainedTokenizerFast) -> Path:
+def tiny_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: PreTrainedTokenizerFast
+) -> Path:
     """A Hugging Face checkpoint folder (config, safetensors, tokenizer) of a random tiny Llama."""
     torch.manual_seed(0)
     model = LlamaForCausalLM(tiny_llama_config(len(tiny_tokenizer)))

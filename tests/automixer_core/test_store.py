@@ -67,10 +67,7 @@ def test_put_dir_and_local_dir_roundtrip(store: Store, tmp_path: Path) -> None:
     (src / "sub" / "b.txt").write_text("B")
     store.put_dir(src, "up")
     assert store.list("up") == ["up/a.txt", "up/sub/b.txt"]
-    if store.is_local:
-        local = store.local_dir("up")
-    else:
-        local = store.local_dir("up", cache_root=tmp_path / "cache")
+    local = store.local_dir("up") if store.is_local else store.local_dir("up", cache_root=tmp_path / "cache")
     assert (local / "a.txt").read_text() == "A"
     assert (local / "sub" / "b.txt").read_text() == "B"
 
