@@ -32,7 +32,7 @@ os.environ.setdefault("AUTOMIXER_CACHE", tempfile.mkdtemp(prefix="automixer-test
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AUTOMIXER_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-pytest_plugins = ["tests.fixtures_models"]
+pytest_plugins = ["tests.fixtures_models", "tests.fixtures_proxy"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,115 @@
+"""The configuration of a proxy training run (model size, optimisation, data)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ProxyConfig(BaseModel):
+    """A small decoder LM trained from scratch on a corpus, and how to train it.
+
+    Sizes are Llama's (``transformers.LlamaConfig``). Token counts per step are
+    ``batch_size × seq_len``; ``steps`` counts optimizer updates. The learning rate warms up
+    linearly over ``warmup`` steps to ``lr`` and then follows a cosine down to ``lr × min_lr_ratio``
+    (see :func:`automixer_core.proxy.train.lr_at`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- model ---------------------------------------------------------------------------------
+    arch: Literal["llama"] = "llama"
+    hidden: int = Field(128, ge=8, description="model width d")
+    layers: int = Field(4, ge=1, description="decoder layers")
+    heads: int = Field(4, ge=1, description="attention heads (hidden must be divisible by heads)")
+    kv_heads: int | None = Field(None, ge=1, description="key/value heads (GQA); None = heads")
+    intermediate: int | None = Field(None, ge=1, description="MLP width; None = 4 × hidden")
+    vocab_size: int = Field(4096, ge=260, description="BPE vocabulary size to train (≥ 256 bytes + specials)")
+    seq_len: int = Field(256, ge=8, description="tokens per packed training sequence")
+    tie_embeddings: bool = True
+    rope_theta: float = Field(10000.0, gt=0)
+
+    # --- optimisation --------------------------------------------------------------------------
+    batch_size: int = Field(16, ge=1, description="sequences per step")
+    steps: int = Field(1000, ge=1, description="optimizer updates")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+    warmup: int = Field(100, ge=0, description="linear warm-up steps")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final LR as a fraction of lr")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW decay (matrices only; not norms)")
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm; None = no clipping")
+    seed: int = 0
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    save_every: int = Field(100, ge=1, description="save a checkpoint every this many steps (and at the end)")
+    save_optimizer: bool = Field(True, description="write optimizer.pt (AdamW state, incl. exp_avg_sq)")
+
+    # --- data ----------------------------------------------------------------------------------
+    group_weights: dict[str, float] | str | None = Field(
+        None,
+        description="sampling weight per group (token share): a dict, the path/URI of a mixture JSON "
+        "({'groups': [{'name', 'weight'}, ...]}), or None for uniform over the corpus's groups",
+    )
+    text_field: str = "text"
+    id_field: str = "id"
+    group_field: str = "domain"
+    max_docs_per_group: int | None = Field(
+        None, ge=1, description="read at most this many documents per group (the first in file order)"
+    )
+    max_docs: int | None = Field(None, ge=1, description="read at most this many documents in total")
+    tokenizer: str | None = Field(
+        None, description="path/URI of a saved tokenizer to use instead of training one on the corpus"
+    )
+    tokenizer_docs: int = Field(
+        2000, ge=1, description="documents (spread over groups) to train the BPE tokenizer on"
+    )
+    tokenizer_max_chars: int = Field(
+        20_000, ge=100, description="characters kept per tokenizer-training document"
+    )
+
+    # --- runtime -------------------------------------------------------------------------------
+    num_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads; None = one per 128 of hidden, at most the cores"
+    )
+    device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> ProxyConfig:
+        if self.hidden % self.heads:
+            raise ValueError(
+                f"hidden={self.hidden} is not divisible by heads={self.heads}; "
+                "fix: choose heads that divide hidden (e.g. hidden=128, heads=4)"
+            )
+        if (self.hidden // self.heads) % 2:
+            raise ValueError(
+                f"head size hidden/heads={self.hidden // self.heads} is odd; fix: rotary embeddings need an even head size"
+            )
+        if self.heads % self.num_kv_heads:
+            raise ValueError(
+                f"heads={self.heads} is not divisible by kv_heads={self.kv_heads}; "
+                "fix: choose kv_heads that divide heads"
+            )
+        if self.warmup > self.steps:
+            raise ValueError(f"warmup={self.warmup} exceeds steps={self.steps}; fix: lower warmup")
+        if isinstance(self.group_weights, dict):
+            bad = {k: v for k, v in self.group_weights.items() if v < 0}
+            if bad:
+                raise ValueError(f"group_weights has negative weights {bad}; fix: use weights ≥ 0")
+            if sum(self.group_weights.values()) <= 0:
+                raise ValueError("group_weights sum to 0; fix: give at least one group a positive weight")
+        return self
+
+    @property
+    def num_kv_heads(self) -> int:
+        return self.kv_heads if self.kv_heads is not None else self.heads
+
+    @property
+    def mlp_width(self) -> int:
+        return self.intermediate if self.intermediate is not None else 4 * self.hidden
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
