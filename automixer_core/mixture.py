@@ -1,0 +1,316 @@
+"""The published mixture document and its membership table (DESIGN §1 step 7).
+
+A :class:`Mixture` holds the groups with their weights (token shares, sum 1), intervals, token
+and document counts, densities and ``driven_by`` breakdowns; optional per-domain weights; notes;
+and the provenance of the run. It serialises to JSON (``to_json`` / ``from_json``) with a schema
+``version``. Its ``id`` is a content hash: the first 16 hex digits of the sha256 of the canonical
+JSON (sorted keys, no whitespace) of everything except ``id`` itself and
+``provenance.created_at``, so the same inputs give the same id on any machine and at any time.
+
+The membership table (one row per document: ``doc_id, group, joint_score, n_tokens`` and
+optionally ``domain``) travels as parquet bytes beside the JSON (``membership_to_parquet`` /
+``membership_from_parquet``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from automixer_core import __version__
+from automixer_core.aggregation import Aggregation
+from automixer_core.errors import AutoMixerError, ConfigError
+
+SCHEMA_VERSION = 1
+WEIGHT_TOLERANCE = 1e-6
+MEMBERSHIP_COLUMNS = ("doc_id", "group", "joint_score", "n_tokens")
+_PARQUET_META_KEY = b"automixer_mixture"
+
+
+class Driver(BaseModel):
+    """One benchmark's part of a group's density (see ``aggregation`` module doc)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark: str
+    share: float = Field(ge=0.0, le=1.0 + WEIGHT_TOLERANCE, description="|C_gb| / Σ_b |C_gb|")
+    contribution: float = Field(description="signed C_gb; Σ_b C_gb = the group's density")
+
+
+class _WeightedEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    weight: float = Field(ge=0.0, le=1.0 + WEIGHT_TOLERANCE, description="token share w_g")
+    weight_ci: tuple[float, float] | None = Field(None, description="bootstrap percentile interval")
+    tokens: int = Field(ge=0, description="T_g")
+    documents: int = Field(ge=0)
+    density: float = Field(description="ρ_g = (1/T_g) Σ_{x∈g} I_joint(x) n_x")
+    mean_doc_tokens: float = Field(ge=0.0, description="T_g / documents")
+    floored: bool = Field(False, description="weight set by the min_weight floor, not the density")
+
+    @field_validator("weight_ci")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and v[0] > v[1]:
+            raise ValueError(f"weight_ci lower bound {v[0]} exceeds upper bound {v[1]}")
+        return v
+
+
+class MixtureGroup(_WeightedEntry):
+    """A task-aligned group (a benchmark's name, or ``residual``)."""
+
+    driven_by: list[Driver] = Field(default_factory=list)
+
+
+class MixtureDomain(_WeightedEntry):
+    """Per-domain weights by the same density rule (where the corpus has labels)."""
+
+
+class CheckpointRef(BaseModel):
+    """A checkpoint that was evaluated."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    step: int
+    fingerprint: str
+
+
+class ArtifactRef(BaseModel):
+    """The artifact model chosen for one benchmark."""
+
+    model_config = ConfigDict(extra="allow")
+
+    benchmark: str
+    checkpoint: str
+    step: int
+    score: float
+    metric: str = "acc_norm"
+
+
+class Provenance(BaseModel):
+    """Where the mixture came from. Extra keys are kept (and hashed into the id)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    checkpoints: list[CheckpointRef]
+    artifacts: list[ArtifactRef]
+    estimator: str
+    layers: list[str] | str
+    alpha: dict[str, float]
+    config_hash: str
+    code_version: str = __version__
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class Mixture(BaseModel):
+    """The published mixture (schema ``version`` = :data:`SCHEMA_VERSION`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = SCHEMA_VERSION
+    id: str = ""
+    groups: list[MixtureGroup] = Field(min_length=1)
+    domains: list[MixtureDomain] | None = None
+    notes: list[str] = Field(default_factory=list)
+    provenance: Provenance
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"schema version {v} is not supported (this code reads {SCHEMA_VERSION})")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Mixture:
+        for label, entries in (("groups", self.groups), ("domains", self.domains or [])):
+            names = [e.name for e in entries]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{label} names are not unique: {names}")
+            if entries:
+                total = math.fsum(e.weight for e in entries)
+                if abs(total - 1.0) > WEIGHT_TOLERANCE:
+                    raise ValueError(f"{label} weights sum to {total!r}, not 1")
+        return self
+
+    # --- identity ----------------------------------------------------------------------------
+    def content_hash(self) -> str:
+        """sha256 (16 hex) of the canonical JSON without ``id`` and ``provenance.created_at``."""
+        data = self.model_dump(mode="json", exclude={"id": True, "provenance": {"created_at"}})
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def with_id(self) -> Mixture:
+        """A copy whose ``id`` is its content hash."""
+        return self.model_copy(update={"id": self.content_hash()})
+
+    # --- access ------------------------------------------------------------------------------
+    @property
+    def weights(self) -> dict[str, float]:
+        """Group name → weight (token share)."""
+        return {g.name: g.weight for g in self.groups}
+
+    def group(self, name: str) -> MixtureGroup:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise AutoMixerError(
+            f"Mixture {self.id!r} has no group {name!r}",
+            expected=f"one of {[g.name for g in self.groups]}",
+        )
+
+    # --- JSON --------------------------------------------------------------------------------
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The document as JSON text (keys in schema order)."""
+        return self.model_dump_json(indent=indent) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, verify_id: bool = True) -> Mixture:
+        """Parse and validate a mixture document.
+
+        Raises:
+            ConfigError: not JSON, not a valid mixture, or (with ``verify_id``) the id does not
+                match the content.
+        """
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"The mixture document is not valid JSON ({exc})",
+                fix="pass the mixture.json written by the publish step",
+            ) from exc
+        try:
+            mixture = cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(document)"
+            raise ConfigError(
+                f"Invalid mixture document: {where}: {first['msg']} ({exc.error_count()} error(s))",
+                expected=f"a mixture of schema version {SCHEMA_VERSION}",
+                fix="regenerate it with the publish step, or repair the field named",
+            ) from exc
+        if verify_id and mixture.id != mixture.content_hash():
+            raise ConfigError(
+                f"Mixture id {mixture.id!r} does not match its content (hash {mixture.content_hash()!r})",
+                expected="an unedited document (the id is the hash of its content)",
+                fix="regenerate the mixture, or load with verify_id=False and save with .with_id()",
+            )
+        return mixture
+
+
+def _ci(value: Any) -> tuple[float, float] | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    lo, hi = value
+    return (float(lo), float(hi))
+
+
+def mixture_from_aggregation(
+    aggregation: Aggregation, provenance: Provenance | dict[str, Any], *, notes: list[str] | None = None
+) -> Mixture:
+    """The mixture document of an :class:`Aggregation`, with its content-hash id.
+
+    ``provenance.alpha`` is filled from the aggregation when left empty.
+    """
+    prov = provenance if isinstance(provenance, Provenance) else Provenance.model_validate(provenance)
+    if not prov.alpha:
+        prov = prov.model_copy(update={"alpha": dict(aggregation.alpha)})
+    groups = [
+        MixtureGroup(
+            name=str(r["name"]),
+            weight=float(r["weight"]),
+            weight_ci=_ci(r["weight_ci"]),
+            tokens=int(r["tokens"]),
+            documents=int(r["documents"]),
+            density=float(r["density"]),
+            mean_doc_tokens=float(r["mean_doc_tokens"]),
+            floored=bool(r["floored"]),
+            driven_by=[Driver(**d) for d in r["driven_by"]],
+        )
+        for r in aggregation.groups.to_dict("records")
+    ]
+    domains = None
+    if aggregation.domains is not None:
+        domains = [
+            MixtureDomain(
+                name=str(r["name"]),
+                weight=float(r["weight"]),
+                weight_ci=_ci(r["weight_ci"]),
+                tokens=int(r["tokens"]),
+                documents=int(r["documents"]),
+                density=float(r["density"]),
+                mean_doc_tokens=float(r["mean_doc_tokens"]),
+                floored=bool(r["floored"]),
+            )
+            for r in aggregation.domains.to_dict("records")
+        ]
+    mixture = Mixture(
+        groups=groups,
+        domains=domains,
+        notes=list(aggregation.notes) + list(notes or []),
+        provenance=prov,
+    )
+    return mixture.with_id()
+
+
+# --- membership table ----------------------------------------------------------------------------
+
+
+def membership_to_parquet(membership: pd.DataFrame, *, mixture_id: str | None = None) -> bytes:
+    """Parquet bytes of the membership table (``mixture_id`` goes into the schema metadata)."""
+    missing = [c for c in MEMBERSHIP_COLUMNS if c not in membership.columns]
+    if missing:
+        raise AutoMixerError(
+            f"The membership table lacks column(s) {missing}",
+            expected=f"columns {list(MEMBERSHIP_COLUMNS)} (and optionally domain)",
+            fix="pass Aggregation.membership",
+        )
+    cols: dict[str, pa.Array] = {
+        "doc_id": pa.array(membership["doc_id"].astype(str).tolist(), pa.string()),
+        "group": pa.array(membership["group"].astype(str).tolist(), pa.string()).dictionary_encode(),
+        "joint_score": pa.array(membership["joint_score"].to_numpy(dtype="float64"), pa.float64()),
+        "n_tokens": pa.array(membership["n_tokens"].to_numpy(dtype="int64"), pa.int64()),
+    }
+    if "domain" in membership.columns:
+        cols["domain"] = pa.array(membership["domain"].astype(str).tolist(), pa.string()).dictionary_encode()
+    meta = {"mixture_id": mixture_id, "schema_version": SCHEMA_VERSION}
+    table = pa.table(cols).replace_schema_metadata({_PARQUET_META_KEY: json.dumps(meta).encode()})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def membership_from_parquet(data: bytes) -> pd.DataFrame:
+    """The membership table from parquet bytes; ``df.attrs["mixture_id"]`` holds its mixture id."""
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise AutoMixerError(
+            f"The membership data is not a readable parquet file ({exc})",
+            fix="pass the membership.parquet written with the mixture",
+        ) from exc
+    missing = [c for c in MEMBERSHIP_COLUMNS if c not in table.column_names]
+    if missing:
+        raise AutoMixerError(
+            f"The membership parquet lacks column(s) {missing}",
+            expected=f"columns {list(MEMBERSHIP_COLUMNS)}",
+            fix="pass the membership.parquet written with the mixture",
+        )
+    df = table.to_pandas()
+    for c in ("group", "domain"):
+        if c in df.columns:
+            df[c] = df[c].astype(str)
+    raw = (table.schema.metadata or {}).get(_PARQUET_META_KEY)
+    df.attrs["mixture_id"] = json.loads(raw).get("mixture_id") if raw else None
+    return df
