@@ -1,0 +1,1 @@
+"""The ``automixer`` command line and its embedded Prefect runtime."""

@@ -1,0 +1,43 @@
+"""The embedded default: an ephemeral Prefect API started once per process tree.
+
+With ``PREFECT_API_URL`` set (a Prefect server or Cloud), that API is used as it is. Otherwise a
+temporary Prefect server on SQLite under a project-local ``PREFECT_HOME`` is started once, its URL
+exported, so every worker process started below shares it instead of starting its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def prepare_environment(home: Path | None = None) -> None:
+    """Environment defaults that must be in place before Prefect is imported."""
+    os.environ.setdefault("PREFECT_HOME", str((home or Path.cwd() / ".automixer" / "prefect").resolve()))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@contextlib.contextmanager
+def embedded_prefect(home: Path | None = None) -> Iterator[str]:
+    """Yield the URL of a Prefect API: the configured one, or an ephemeral one started here."""
+    prepare_environment(home)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    if url:
+        yield url
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    # The server lives as long as this process: Prefect's own at-exit hook drains queued events
+    # and logs first (threading shutdown), then the server's at-exit hook stops it.
+    server = SubprocessASGIServer()
+    server.start(timeout=90)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield server.api_url

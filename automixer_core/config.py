@@ -1,0 +1,126 @@
+"""The run config: one YAML file = one reproducible run (DESIGN §3).
+
+Every section is a typed model with the defaults of DESIGN §1; an unknown key or a bad value is a
+:class:`~automixer_core.errors.ConfigError` naming the field, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from automixer_core.benchmarks import PAPER_BENCHMARKS, BenchmarkSpec
+from automixer_core.errors import ConfigError
+from automixer_core.evaluation import EvalConfig
+from automixer_core.selection import SelectionConfig
+
+
+class CheckpointsConfig(BaseModel):
+    """Where the training run's checkpoints are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(description="folder or s3:// prefix holding the checkpoints (or hf://org/repo)")
+    revision: str | list[str] | None = Field(None, description="hub revisions, or folder names to keep")
+
+
+class BenchmarksConfig(BaseModel):
+    """Which benchmarks, from where, and which rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    names: list[str] = Field(
+        default_factory=lambda: list(PAPER_BENCHMARKS), description="registered benchmark names"
+    )
+    data_dir: Path | None = Field(None, description="folder holding benchmarks/<name>/<split>.jsonl")
+    custom: list[Path] = Field(default_factory=list, description="custom benchmark YAML files")
+    eval_limit: int | None = Field(
+        200, ge=1, description="evaluate a seeded sample of this many rows (None: all)"
+    )
+    query_limit: int | None = Field(100, ge=1, description="influence query rows per benchmark")
+    seed: int = 0
+
+    def specs(self) -> list[BenchmarkSpec]:
+        """One :class:`BenchmarkSpec` per benchmark, built-in then custom."""
+        common: dict[str, Any] = {
+            "eval_limit": self.eval_limit,
+            "query_limit": self.query_limit,
+            "seed": self.seed,
+        }
+        out = [BenchmarkSpec(name=n, data_dir=self.data_dir, **common) for n in self.names]
+        for path in self.custom:
+            from automixer_core.benchmarks import load_custom_task
+
+            task = load_custom_task(path)
+            out.append(BenchmarkSpec(name=task.name, custom_yaml=path, **common))
+        return out
+
+
+class RunConfig(BaseModel):
+    """A whole AutoMixer run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: str = Field(".automixer/store", description="root URI of every artifact (local path or s3://...)")
+    checkpoints: CheckpointsConfig
+    benchmarks: BenchmarksConfig = Field(default_factory=BenchmarksConfig)
+    evaluation: EvalConfig = Field(default_factory=EvalConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+
+
+def section_hash(section: BaseModel | dict[str, Any], *, exclude: set[str] | None = None) -> str:
+    """A short, stable digest of a config section (the part of a cache key that config contributes)."""
+    data = section.model_dump(mode="json", exclude=exclude) if isinstance(section, BaseModel) else section
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def format_validation_error(exc: ValidationError, source: str) -> ConfigError:
+    """One ConfigError naming every bad field, its value, and what to do."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = json.dumps(value, default=str)[:80] if not isinstance(value, dict) else "{...}"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key {loc!r}")
+        elif err["type"] == "missing":
+            lines.append(f"missing field {loc!r}")
+        else:
+            lines.append(f"field {loc!r} = {shown}: {err['msg']}")
+    return ConfigError(
+        f"Invalid config {source}: " + "; ".join(lines),
+        fix="correct those fields (see configs/example.yaml for every option and its default)",
+    )
+
+
+def parse_config(data: dict[str, Any], model: type[BaseModel] = RunConfig, source: str = "<dict>") -> Any:
+    """Validate ``data`` into ``model``; errors become :class:`ConfigError`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(exc, source) from None
+
+
+def load_config(path: str | Path, model: type[BaseModel] = RunConfig) -> Any:
+    """Read a YAML run config. Relative paths inside it are relative to the working directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"Config file {str(path)!r} does not exist", fix="pass the path of a YAML run config"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"Config file {str(path)!r} is not valid YAML: {exc}", fix="fix the YAML syntax"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Config file {str(path)!r} holds a {type(data).__name__}", expected="a mapping of sections"
+        )
+    return parse_config(data, model, source=str(path))

@@ -1,0 +1,1 @@
+"""Prefect flows: wiring only (discover → evaluate → select; proxy-train)."""

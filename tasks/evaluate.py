@@ -1,0 +1,113 @@
+"""Evaluation of one checkpoint on one benchmark, written once to a content-addressed key."""
+
+from __future__ import annotations
+
+import functools
+import io
+import threading
+import time
+from typing import Any
+
+import torch
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from automixer_core.benchmarks import Benchmark, BenchmarkSpec, benchmark_data_digest, load_benchmark
+from automixer_core.checkpoints import CheckpointRef, load_checkpoint
+from automixer_core.config import section_hash
+from automixer_core.evaluation import EvalConfig, evaluate_benchmark
+from automixer_core.store import Store
+from tasks.keys import eval_key, examples_key
+
+_MODEL_LOCK = threading.Lock()
+_MODEL_CACHE: dict[str, Any] = {}  # fingerprint -> (model, tokenizer); one model kept at a time
+
+
+@functools.lru_cache(maxsize=32)
+def _load_benchmark(spec: BenchmarkSpec, data_digest: str) -> Benchmark:
+    return load_benchmark(spec)
+
+
+def cached_benchmark(spec: BenchmarkSpec) -> Benchmark:
+    """Benchmarks are read and validated once per process and data version (files are re-hashed)."""
+    return _load_benchmark(spec, benchmark_data_digest(spec))
+
+
+def eval_config_hash(config: EvalConfig) -> str:
+    """Only the fields that change the numbers (not batch size or device)."""
+    return section_hash(config, exclude={"batch_size", "device"})
+
+
+def _device(config: EvalConfig) -> str:
+    if config.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return config.device
+
+
+def cached_model(checkpoint: dict[str, Any], device: str) -> tuple[Any, Any]:
+    key = f"{checkpoint['fingerprint']}@{device}"
+    with _MODEL_LOCK:
+        if key not in _MODEL_CACHE:
+            _MODEL_CACHE.clear()
+            ref = CheckpointRef(
+                name=checkpoint["name"],
+                uri=checkpoint["uri"],
+                step=checkpoint["step"],
+                fingerprint=checkpoint["fingerprint"],
+                revision=checkpoint.get("revision"),
+            )
+            _MODEL_CACHE[key] = load_checkpoint(ref, device=device)
+        return _MODEL_CACHE[key]  # type: ignore[no-any-return]
+
+
+@task(
+    name="evaluate",
+    cache_policy=NO_CACHE,
+    task_run_name="evaluate {benchmark.name} @ {checkpoint[name]}",
+)
+def evaluate_task(
+    store_uri: str, checkpoint: dict[str, Any], benchmark: BenchmarkSpec, evaluation: EvalConfig
+) -> dict[str, Any]:
+    """Evaluate one checkpoint on one benchmark unless the store already holds the result.
+
+    Returns ``{"key", "computed"}``: the summary key and whether a model ran.
+    """
+    store = Store(store_uri)
+    bench = cached_benchmark(benchmark)
+    key = eval_key(checkpoint["fingerprint"], bench.name, bench.digest, eval_config_hash(evaluation))
+    if store.exists(key):
+        return {"key": key, "computed": False}
+    device = _device(evaluation)
+    model, tokenizer = cached_model(checkpoint, device)
+    t0 = time.perf_counter()
+    result = evaluate_benchmark(
+        model, tokenizer, bench.eval_instances, config=evaluation.model_copy(update={"device": device})
+    )
+    seconds = time.perf_counter() - t0
+    buf = io.BytesIO()
+    result.per_example.to_parquet(buf, index=False)
+    store.write_bytes(examples_key(key), buf.getvalue())
+    summary = {
+        **result.metrics(),
+        "checkpoint": checkpoint["name"],
+        "checkpoint_uri": checkpoint["uri"],
+        "step": checkpoint["step"],
+        "fingerprint": checkpoint["fingerprint"],
+        "benchmark": bench.name,
+        "benchmark_digest": bench.digest,
+        "eval_split": bench.eval_split,
+        "seconds": seconds,
+        "request_tokens": result.stats.request_tokens,
+        "forward_tokens": result.stats.forward_tokens,
+    }
+    store.write_json(key, summary)  # written last: its presence means the evaluation is complete
+    get_run_logger().info(
+        "%s @ %s: acc=%.4f acc_norm=%.4f (n=%d, %.1fs)",
+        bench.name,
+        checkpoint["name"],
+        result.acc,
+        result.acc_norm,
+        result.n,
+        seconds,
+    )
+    return {"key": key, "computed": True}

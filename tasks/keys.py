@@ -1,0 +1,22 @@
+"""Deterministic store keys, built from the digests of what produced each artifact (DESIGN §3)."""
+
+from __future__ import annotations
+
+import automixer_core
+
+CODE_VERSION = automixer_core.__version__
+
+
+def eval_key(checkpoint_fingerprint: str, benchmark: str, benchmark_digest: str, eval_hash: str) -> str:
+    """Summary JSON of one (checkpoint, benchmark) evaluation; the per-example parquet sits beside it."""
+    return (
+        f"evals/{checkpoint_fingerprint}/{benchmark}/{benchmark_digest[:12]}-{eval_hash}-v{CODE_VERSION}.json"
+    )
+
+
+def examples_key(summary_key: str) -> str:
+    return summary_key.removesuffix(".json") + ".examples.parquet"
+
+
+def report_key(run_digest: str, name: str) -> str:
+    return f"reports/evaluation/{run_digest}/{name}"

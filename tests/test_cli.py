@@ -1,0 +1,55 @@
+"""The ``automixer`` command line, run in-process against the test Prefect API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from automixer.cli import app
+
+runner = CliRunner()
+
+
+def test_benchmarks_lists_the_paper_eight() -> None:
+    result = runner.invoke(app, ["benchmarks"])
+    assert result.exit_code == 0
+    assert result.output.count("(paper)") == 8
+
+
+def test_discover_prints_checkpoints_in_step_order(proxy_run: Any) -> None:
+    result = runner.invoke(app, ["discover", str(proxy_run.path)])
+    assert result.exit_code == 0, result.output
+    steps = [c.step for c in proxy_run.result.checkpoints]
+    positions = [result.output.index(f"checkpoint-{s}") for s in steps]
+    assert positions == sorted(positions)
+
+
+def test_discover_missing_folder_is_one_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["discover", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "nope" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_evaluate_command_writes_table_and_plot(
+    prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    args = ["evaluate", "--checkpoints", str(proxy_run.path), "--data", str(shared_data)]
+    args += ["--benchmarks", "arc_easy,boolq", "--limit", "4", "--store", str(store)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Artifact models" in result.output
+    assert len(list(store.glob("reports/evaluation/*/capability.png"))) == 1
+    assert len(list(store.glob("reports/evaluation/*/evals.csv"))) == 1
+
+
+def test_evaluate_bad_config_names_the_field(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("checkpoints: {uri: x}\nevaluation: {batch_sise: 4}\n")
+    result = runner.invoke(app, ["evaluate", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "batch_sise" in result.output
