@@ -14,9 +14,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from automixer_core.aggregation import AggregationConfig
 from automixer_core.benchmarks import PAPER_BENCHMARKS, BenchmarkSpec
 from automixer_core.errors import ConfigError
 from automixer_core.evaluation import EvalConfig
+from automixer_core.exports import FORMATS
+from automixer_core.influence import InfluenceConfig
 from automixer_core.selection import SelectionConfig
 
 
@@ -61,6 +64,32 @@ class BenchmarksConfig(BaseModel):
         return out
 
 
+class CorpusConfig(BaseModel):
+    """The source corpus to score and re-weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(description="folder or s3:// prefix of jsonl, jsonl.gz or parquet files")
+    text_field: str = Field("text", description="field holding the document text")
+    id_field: str = Field("id", description="field holding a stable document id (else file:row)")
+    group_field: str = Field("domain", description="field holding a domain label (else the file's folder)")
+    shard_docs: int = Field(2000, ge=1, description="documents per shard (the unit of scoring and caching)")
+    shards_per_task: int = Field(1, ge=1, description="shards scored by one task")
+    max_docs_per_file: int | None = Field(
+        None, ge=1, description="score only the first N rows of each file (ours: demos and smoke runs)"
+    )
+
+
+class PublishConfig(BaseModel):
+    """What a published mixture carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exports: list[str] = Field(
+        default_factory=lambda: list(FORMATS), description=f"trainer formats among {FORMATS}"
+    )
+
+
 class RunConfig(BaseModel):
     """A whole AutoMixer run."""
 
@@ -71,6 +100,10 @@ class RunConfig(BaseModel):
     benchmarks: BenchmarksConfig = Field(default_factory=BenchmarksConfig)
     evaluation: EvalConfig = Field(default_factory=EvalConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    corpus: CorpusConfig | None = Field(None, description="the corpus to re-weight (required by remix)")
+    influence: InfluenceConfig = Field(default_factory=InfluenceConfig)
+    aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
 
 
 def section_hash(section: BaseModel | dict[str, Any], *, exclude: set[str] | None = None) -> str:

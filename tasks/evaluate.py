@@ -4,60 +4,33 @@ from __future__ import annotations
 
 import functools
 import io
-import threading
 import time
 from typing import Any
 
-import torch
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from automixer_core.benchmarks import Benchmark, BenchmarkSpec, benchmark_data_digest, load_benchmark
-from automixer_core.checkpoints import CheckpointRef, load_checkpoint
 from automixer_core.config import section_hash
 from automixer_core.evaluation import EvalConfig, evaluate_benchmark
 from automixer_core.store import Store
 from tasks.keys import eval_key, examples_key
-
-_MODEL_LOCK = threading.Lock()
-_MODEL_CACHE: dict[str, Any] = {}  # fingerprint -> (model, tokenizer); one model kept at a time
+from tasks.models import cached_model, resolve_device
 
 
 @functools.lru_cache(maxsize=32)
-def _load_benchmark(spec: BenchmarkSpec, data_digest: str) -> Benchmark:
-    return load_benchmark(spec)
+def _load_benchmark(spec_json: str, data_digest: str) -> Benchmark:
+    return load_benchmark(BenchmarkSpec.model_validate_json(spec_json))
 
 
 def cached_benchmark(spec: BenchmarkSpec) -> Benchmark:
     """Benchmarks are read and validated once per process and data version (files are re-hashed)."""
-    return _load_benchmark(spec, benchmark_data_digest(spec))
+    return _load_benchmark(spec.model_dump_json(), benchmark_data_digest(spec))
 
 
 def eval_config_hash(config: EvalConfig) -> str:
     """Only the fields that change the numbers (not batch size or device)."""
     return section_hash(config, exclude={"batch_size", "device"})
-
-
-def _device(config: EvalConfig) -> str:
-    if config.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return config.device
-
-
-def cached_model(checkpoint: dict[str, Any], device: str) -> tuple[Any, Any]:
-    key = f"{checkpoint['fingerprint']}@{device}"
-    with _MODEL_LOCK:
-        if key not in _MODEL_CACHE:
-            _MODEL_CACHE.clear()
-            ref = CheckpointRef(
-                name=checkpoint["name"],
-                uri=checkpoint["uri"],
-                step=checkpoint["step"],
-                fingerprint=checkpoint["fingerprint"],
-                revision=checkpoint.get("revision"),
-            )
-            _MODEL_CACHE[key] = load_checkpoint(ref, device=device)
-        return _MODEL_CACHE[key]  # type: ignore[no-any-return]
 
 
 @task(
@@ -77,7 +50,7 @@ def evaluate_task(
     key = eval_key(checkpoint["fingerprint"], bench.name, bench.digest, eval_config_hash(evaluation))
     if store.exists(key):
         return {"key": key, "computed": False}
-    device = _device(evaluation)
+    device = resolve_device(evaluation.device)
     model, tokenizer = cached_model(checkpoint, device)
     t0 = time.perf_counter()
     result = evaluate_benchmark(

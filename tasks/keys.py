@@ -20,3 +20,20 @@ def examples_key(summary_key: str) -> str:
 
 def report_key(run_digest: str, name: str) -> str:
     return f"reports/evaluation/{run_digest}/{name}"
+
+
+def query_key(checkpoint_fingerprint: str, query_hash: str) -> str:
+    """The stacked query vectors of one checkpoint (safetensors)."""
+    return f"queries/{checkpoint_fingerprint}/{query_hash}-v{CODE_VERSION}.safetensors"
+
+
+def score_key(checkpoint_fingerprint: str, query_hash: str, shard_digest: str) -> str:
+    """The [documents × K] scores of one corpus shard at one checkpoint (parquet)."""
+    return f"scores/{checkpoint_fingerprint}/{query_hash}-v{CODE_VERSION}/{shard_digest}.parquet"
+
+
+def mixture_key(mixture_id: str, name: str) -> str:
+    return f"mixtures/{mixture_id}/{name}"
+
+
+LATEST_KEY = "mixtures/latest.json"

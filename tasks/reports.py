@@ -65,4 +65,9 @@ def evaluation_report_task(store_uri: str, keys: list[str], selection: Selection
         markdown="## Artifact models\n\n" + chosen.to_markdown(index=False),
         description="the checkpoint chosen for each benchmark, and why",
     )
-    return {"run_digest": run_digest, "keys": outputs, "uris": {k: store.uri(v) for k, v in outputs.items()}}
+    return {
+        "run_digest": run_digest,
+        "selection": chosen.to_dict(orient="records"),
+        "keys": outputs,
+        "uris": {k: store.uri(v) for k, v in outputs.items()},
+    }

@@ -1,0 +1,29 @@
+"""Influence engine: query vectors and one-pass document scoring (DESIGN §1.3, §2).
+
+Public API:
+
+- :class:`InfluenceConfig` — estimator, Adam flag, layers, DataInf sample, batching, precision.
+- :func:`build_query_vectors` — per checkpoint, the K benchmark query vectors w_b.
+- :class:`QueryVectors` — stacked query vectors; ``to_bytes``/``from_bytes`` (safetensors).
+- :func:`score_documents` — a stream of tokenized documents → :class:`ScoreResult` [D × K].
+- :func:`write_scores_parquet` / :func:`read_scores_parquet` — per-shard score files.
+- :func:`select_blocks` — the parameter blocks P of a layer selection.
+"""
+
+from automixer_core.influence.config import InfluenceConfig
+from automixer_core.influence.params import ParamBlock, select_blocks
+from automixer_core.influence.queries import QueryVectors, build_query_vectors
+from automixer_core.influence.scorer import ScoreResult, score_documents
+from automixer_core.influence.scores_io import read_scores_parquet, write_scores_parquet
+
+__all__ = [
+    "InfluenceConfig",
+    "ParamBlock",
+    "QueryVectors",
+    "ScoreResult",
+    "build_query_vectors",
+    "read_scores_parquet",
+    "score_documents",
+    "select_blocks",
+    "write_scores_parquet",
+]

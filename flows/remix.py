@@ -1,0 +1,82 @@
+"""Flow ``remix``: discover → evaluate → select → query vectors → score shards → aggregate → publish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from automixer_core.config import RunConfig, section_hash
+from automixer_core.errors import ConfigError
+from tasks.checkpoints import discover_task
+from tasks.corpus import shards_task
+from tasks.evaluate import evaluate_task
+from tasks.influence import query_task, score_task
+from tasks.publish import publish_task
+from tasks.reports import evaluation_report_task
+
+
+def _batches(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@flow(name="remix", task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
+def remix_flow(config: RunConfig) -> dict[str, Any]:
+    """The whole method on one run config; every step reads what the store already holds.
+
+    Returns the mixture's id, URI and weights, and ``counts``: how many evaluations, query-vector
+    builds and shard scorings actually ran (0 everywhere on a re-run with nothing changed).
+    """
+    if config.corpus is None:
+        raise ConfigError(
+            "The run config has no corpus section", fix="add corpus: {uri: <folder or s3:// prefix>}"
+        )
+    checkpoints = discover_task(config.checkpoints.uri, config.checkpoints.revision)
+    specs = config.benchmarks.specs()
+    evals = [evaluate_task.submit(config.store, c, s, config.evaluation) for c in checkpoints for s in specs]
+    eval_results = [f.result() for f in evals]
+    report = evaluation_report_task(config.store, [r["key"] for r in eval_results], config.selection)
+
+    shards = shards_task(config.corpus)
+    by_name = {c["name"]: c for c in checkpoints}
+    spec_by_name = {s.name: s for s in specs}
+    chosen: dict[str, list[str]] = {}
+    for row in report["selection"]:
+        chosen.setdefault(row["checkpoint"], []).append(row["benchmark"])
+    score_keys: dict[str, list[str]] = {}
+    counts = {"evaluations": sum(r["computed"] for r in eval_results), "queries": 0, "shards_scored": 0}
+    for name, benches in sorted(chosen.items(), key=lambda kv: by_name[kv[0]]["step"]):
+        ckpt = by_name[name]
+        query = query_task(
+            config.store,
+            ckpt,
+            [spec_by_name[b] for b in sorted(benches)],
+            config.influence,
+            config.corpus,
+            shards,
+            config.evaluation.device,
+        )
+        counts["queries"] += int(query["computed"])
+        futures = [
+            score_task.submit(
+                config.store, ckpt, query, batch, config.influence, config.corpus, config.evaluation.device
+            )
+            for batch in _batches(shards, config.corpus.shards_per_task)
+        ]
+        results = [f.result() for f in futures]
+        counts["shards_scored"] += sum(r["computed"] for r in results)
+        score_keys[ckpt["fingerprint"]] = [k for r in results for k in r["keys"]]
+
+    published = publish_task(
+        config.store,
+        checkpoints,
+        report["selection"],
+        score_keys,
+        config.influence,
+        config.aggregation,
+        config.publish.exports,
+        section_hash(config, exclude={"store"}),
+        report["keys"]["capability.png"],
+    )
+    return {**published, "counts": counts, "report": report["uris"]}

@@ -1,0 +1,40 @@
+"""One loaded model per worker process, reused by consecutive tasks on the same checkpoint."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import torch
+
+from automixer_core.checkpoints import CheckpointRef, load_checkpoint
+
+_LOCK = threading.Lock()
+_CACHE: dict[str, tuple[Any, Any]] = {}  # "<fingerprint>@<device>" -> (model, tokenizer); one at a time
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` where a GPU is present, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def checkpoint_ref(checkpoint: dict[str, Any]) -> CheckpointRef:
+    return CheckpointRef(
+        name=checkpoint["name"],
+        uri=checkpoint["uri"],
+        step=checkpoint["step"],
+        fingerprint=checkpoint["fingerprint"],
+        revision=checkpoint.get("revision"),
+    )
+
+
+def cached_model(checkpoint: dict[str, Any], device: str) -> tuple[Any, Any]:
+    """(model, tokenizer) of ``checkpoint`` on ``device``, in eval mode; loaded once per process."""
+    key = f"{checkpoint['fingerprint']}@{device}"
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE.clear()
+            _CACHE[key] = load_checkpoint(checkpoint_ref(checkpoint), device=device)
+        return _CACHE[key]

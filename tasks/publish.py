@@ -1,0 +1,149 @@
+"""Aggregate the shard scores into groups and weights, and publish a versioned mixture (DESIGN §1.4-7).
+
+Everything of a mixture goes under ``mixtures/<id>/``; ``mixtures/latest.json`` is written last,
+so a publish that fails half-way leaves the previous pointer intact.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+import automixer_core
+from automixer_core.aggregation import AggregationConfig, aggregate, artifact_steps
+from automixer_core.exports import write_export
+from automixer_core.influence import InfluenceConfig
+from automixer_core.mixture import Mixture, membership_to_parquet, mixture_from_aggregation
+from automixer_core.report import render_report
+from automixer_core.store import Store
+from tasks.influence import SCORE_PREFIX
+from tasks.keys import LATEST_KEY, mixture_key
+
+
+def _read_scores(store: Store, keys: list[str]) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(io.BytesIO(store.read_bytes(k))) for k in keys], ignore_index=True)
+
+
+def benchmark_scores(store: Store, selection: pd.DataFrame, score_keys: dict[str, list[str]]) -> pd.DataFrame:
+    """One row per document: ``doc_id, domain, n_tokens`` and ``score__<b>`` for every benchmark b,
+    taken at b's artifact checkpoint (averaged over them with ``top_k``/``all``).
+
+    Args:
+        selection: the artifact table (``benchmark, fingerprint``).
+        score_keys: checkpoint fingerprint → its shard score keys.
+    """
+    frames: dict[str, pd.DataFrame] = {}
+    base: pd.DataFrame | None = None
+    columns: dict[str, pd.Series] = {}
+    for bench, rows in selection.groupby("benchmark", sort=True):
+        parts = []
+        for fp in rows["fingerprint"]:
+            if fp not in frames:
+                frames[fp] = _read_scores(store, score_keys[fp]).set_index("doc_id")
+            frame = frames[fp]
+            if base is None:
+                base = frame[["domain", "n_tokens"]]
+            parts.append(frame[f"{SCORE_PREFIX}{bench}"])
+        columns[f"{SCORE_PREFIX}{bench}"] = pd.concat(parts, axis=1).mean(axis=1)
+    assert base is not None
+    out = base.copy()
+    for name, col in columns.items():
+        out[name] = col.reindex(out.index)
+    return out.reset_index()
+
+
+@task(name="publish-mixture", cache_policy=NO_CACHE)
+def publish_task(
+    store_uri: str,
+    checkpoints: list[dict[str, Any]],
+    selection_records: list[dict[str, Any]],
+    score_keys: dict[str, list[str]],
+    influence: InfluenceConfig,
+    aggregation: AggregationConfig,
+    exports: list[str],
+    config_hash: str,
+    capability_key: str | None = None,
+) -> dict[str, Any]:
+    """Aggregate, then write ``mixtures/<id>/`` (mixture.json, membership.parquet, exports/, report.html)
+    and point ``mixtures/latest.json`` at it. Returns ``{id, uri, weights, written}``."""
+    store = Store(store_uri)
+    by_name = {c["name"]: c for c in checkpoints}
+    selection = pd.DataFrame(selection_records)
+    selection["fingerprint"] = [by_name[c]["fingerprint"] for c in selection["checkpoint"]]
+    scores = benchmark_scores(store, selection, score_keys)
+    agg = aggregate(scores, artifact_steps(selection), aggregation)
+    provenance = {
+        "checkpoints": [
+            {"name": c["name"], "step": c["step"], "fingerprint": c["fingerprint"]} for c in checkpoints
+        ],
+        "artifacts": [
+            {
+                "benchmark": r["benchmark"],
+                "checkpoint": r["checkpoint"],
+                "step": int(r["step"]),
+                "score": float(r["score"]),
+                "metric": r["metric"],
+            }
+            for r in selection_records
+        ],
+        "estimator": influence.estimator + ("+adam" if influence.adam else ""),
+        "layers": influence.layers,
+        "alpha": {},
+        "config_hash": config_hash,
+        "code_version": automixer_core.__version__,
+    }
+    mixture: Mixture = mixture_from_aggregation(agg, provenance)
+    latest = store.read_json(LATEST_KEY) if store.exists(LATEST_KEY) else None
+    done_key = mixture_key(mixture.id, "mixture.json")
+    written = False
+    if not store.exists(done_key):
+        membership = agg.membership.merge(
+            scores.drop(columns=["domain", "n_tokens"]), on="doc_id", how="left"
+        )
+        store.write_bytes(
+            mixture_key(mixture.id, "membership.parquet"),
+            membership_to_parquet(membership, mixture_id=mixture.id),
+        )
+        for fmt in exports:
+            filename, content = write_export(mixture, fmt)
+            store.write_bytes(mixture_key(mixture.id, f"exports/{filename}"), content)
+        png = store.read_bytes(capability_key) if capability_key else None
+        store.write_text(mixture_key(mixture.id, "report.html"), render_report(mixture, agg, png))
+        store.write_text(done_key, mixture.to_json())  # the mixture is complete once this exists
+        written = True
+    if latest is None or latest.get("id") != mixture.id:
+        store.write_json(
+            LATEST_KEY,
+            {"id": mixture.id, "uri": store.uri(done_key), "published_at": datetime.now(UTC).isoformat()},
+        )
+    weights = mixture.weights
+    create_table_artifact(
+        key="mixture-weights",
+        table=[
+            {
+                "group": g.name,
+                "weight": round(g.weight, 4),
+                "ci": g.weight_ci,
+                "tokens": g.tokens,
+                "documents": g.documents,
+                "driven_by": ", ".join(d.benchmark for d in g.driven_by[:3]),
+            }
+            for g in mixture.groups
+        ],
+        description=f"mixture {mixture.id}",
+    )
+    create_markdown_artifact(
+        key="mixture-summary",
+        markdown=f"## Mixture `{mixture.id}`\n\n"
+        + "\n".join(f"- **{k}**: {v:.3f}" for k, v in weights.items()),
+    )
+    create_link_artifact(
+        key="mixture-report", link=store.uri(mixture_key(mixture.id, "report.html")), link_text="report.html"
+    )
+    return {"id": mixture.id, "uri": store.uri(done_key), "weights": weights, "written": written}
