@@ -204,6 +204,88 @@ def evaluate_cmd(
     _evaluate(cfg)
 
 
+def _remix(config: Any) -> dict[str, Any]:
+    from flows.remix import remix_flow
+
+    t0 = time.perf_counter()
+    out = _run(remix_flow, config)
+    _print_mixture(out)
+    counts = out["counts"]
+    console.print(
+        f"ran {counts['evaluations']} evaluations, {counts['queries']} query-vector builds and "
+        f"{counts['shards_scored']} shard scorings (everything else came from the store) in {time.perf_counter() - t0:.0f}s"
+    )
+    return out
+
+
+def _print_mixture(out: dict[str, Any]) -> None:
+    from automixer_core.mixture import Mixture
+    from automixer_core.store import Store
+
+    uri = out["uri"]
+    root, _, name = uri.rpartition("/")
+    mixture = Mixture.from_json(Store(root).read_text(name))
+    table = Table(title=f"Mixture {mixture.id}")
+    for col in ("group", "weight", "90% interval", "tokens", "docs", "driven by"):
+        table.add_column(col, justify="left" if col in ("group", "driven by") else "right")
+    for g in mixture.groups:
+        ci = f"[{g.weight_ci[0]:.3f}, {g.weight_ci[1]:.3f}]" if g.weight_ci else "-"
+        drivers = ", ".join(f"{d.benchmark} {d.share:.0%}" for d in g.driven_by[:3])
+        table.add_row(g.name, f"{g.weight:.3f}", ci, f"{g.tokens:,}", f"{g.documents:,}", drivers)
+    console.print(table)
+    if mixture.domains:
+        dom = Table(title="Per-domain weights (same density rule)")
+        for col in ("domain", "weight", "tokens"):
+            dom.add_column(col)
+        for d in mixture.domains:
+            dom.add_row(d.name, f"{d.weight:.3f}", f"{d.tokens:,}")
+        console.print(dom)
+    for note in mixture.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"mixture: {uri}")
+    console.print(f"report:  {root}/report.html")
+
+
+@command("remix")
+def remix_cmd(
+    config: Annotated[Path, typer.Argument(help="run config YAML (see configs/example.yaml)")],
+    store: Annotated[
+        str | None, typer.Option(help="root URI of the artifact store (overrides the config)")
+    ] = None,
+) -> None:
+    """The whole method: evaluate, select, score the corpus, aggregate, publish a mixture."""
+    from automixer_core.config import RunConfig, load_config
+
+    cfg: RunConfig = load_config(config)
+    if store:
+        cfg = cfg.model_copy(update={"store": store})
+    _remix(cfg)
+
+
+@command("export")
+def export_cmd(
+    mixture: Annotated[str, typer.Argument(help="a mixture.json (path or URI)")],
+    format: Annotated[
+        str,
+        typer.Option("--format", help="hf_interleave | megatron | gpt_neox | mosaic_streaming | olmo_core"),
+    ],
+    out: Annotated[Path | None, typer.Option(help="file to write (default: print)")] = None,
+) -> None:
+    """Write a published mixture again in a trainer's format."""
+    from automixer_core.exports import write_export
+    from automixer_core.mixture import Mixture
+    from automixer_core.store import Store
+
+    root, _, name = mixture.rpartition("/")
+    doc = Mixture.from_json(Store(root or ".").read_text(name))
+    filename, content = write_export(doc, format)
+    if out:
+        out.write_bytes(content)
+        console.print(f"wrote {out} ({filename})")
+    else:
+        sys.stdout.write(content.decode())
+
+
 @command("demo")
 def demo_cmd(
     data: Annotated[
@@ -212,8 +294,9 @@ def demo_cmd(
     out: Annotated[Path, typer.Option(help="where the demo writes everything")] = Path("runs/demo"),
     steps: Annotated[int, typer.Option(help="proxy training steps")] = 480,
     limit: Annotated[int, typer.Option(help="evaluation rows per benchmark")] = 200,
+    docs_per_domain: Annotated[int, typer.Option(help="corpus documents scored per domain")] = 100,
 ) -> None:
-    """The whole job on the embedded default: a proxy run on the real corpus, then evaluation and selection."""
+    """The main job on the embedded default: a proxy run on the real corpus, then the whole remix."""
     from automixer_core.config import RunConfig
     from automixer_core.proxy import ProxyConfig
     from flows.proxy_train import proxy_train_flow
@@ -251,15 +334,19 @@ def demo_cmd(
             f"[green]Trained[/] {result['num_params']:,} params, {len(result['checkpoints'])} checkpoints, "
             f"{result['tokens_seen']:,} tokens at {result['tokens_per_second']:,.0f} tokens/s"
         )
-    console.rule("2. Evaluation and artifact selection")
+    console.rule("2. Remix: evaluate, select, score, aggregate, publish")
     run = RunConfig.model_validate(
         {
             "store": str(out / "store"),
             "checkpoints": {"uri": str(proxy_dir)},
-            "benchmarks": {"data_dir": str(data), "eval_limit": limit},
+            "benchmarks": {"data_dir": str(data), "eval_limit": limit, "query_limit": 64},
+            "corpus": {"uri": str(data / "corpus"), "max_docs_per_file": docs_per_domain, "shard_docs": 50},
+            "influence": {"hessian_samples": 64},
         }
     )
-    _evaluate(run)
+    report = _evaluate(run)
+    del report
+    _remix(run)
     console.print(f"[bold green]Done[/] in {time.perf_counter() - t0:.0f}s.")
 
 

@@ -44,7 +44,7 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
     chosen: dict[str, list[str]] = {}
     for row in report["selection"]:
         chosen.setdefault(row["checkpoint"], []).append(row["benchmark"])
-    score_keys: dict[str, list[str]] = {}
+    score_keys: dict[str, dict[str, list[str]]] = {}
     counts = {"evaluations": sum(r["computed"] for r in eval_results), "queries": 0, "shards_scored": 0}
     for name, benches in sorted(chosen.items(), key=lambda kv: by_name[kv[0]]["step"]):
         ckpt = by_name[name]
@@ -57,7 +57,7 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
             shards,
             config.evaluation.device,
         )
-        counts["queries"] += int(query["computed"])
+        counts["queries"] += query["computed"]
         futures = [
             score_task.submit(
                 config.store, ckpt, query, batch, config.influence, config.corpus, config.evaluation.device
@@ -66,7 +66,9 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         ]
         results = [f.result() for f in futures]
         counts["shards_scored"] += sum(r["computed"] for r in results)
-        score_keys[ckpt["fingerprint"]] = [k for r in results for k in r["keys"]]
+        score_keys[ckpt["fingerprint"]] = {
+            b: [k for r in results for k in r["keys"][b]] for b in query["keys"]
+        }
 
     published = publish_task(
         config.store,

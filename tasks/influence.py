@@ -33,15 +33,21 @@ def hessian_sample(shards: list[dict[str, Any]], n: int, seed: int = 0) -> list[
     return sorted(rng.sample(positions, min(n, len(positions))))
 
 
-def query_hash(
-    influence: InfluenceConfig, benchmark_digests: dict[str, str], hessian: list[tuple[str, int]]
-) -> str:
-    """Digest of everything a checkpoint's query vectors depend on besides the checkpoint itself."""
+def query_hash(influence: InfluenceConfig, benchmark_digest: str, hessian: list[tuple[str, int]]) -> str:
+    """Digest of everything one benchmark's query vector depends on besides the checkpoint."""
     payload = {
         "influence": influence.model_dump(
-            mode="json", exclude={"batch_size", "sort_buffer", "chunk_mb", "padding_side", "norm_method"}
+            mode="json",
+            exclude={
+                "batch_size",
+                "sort_buffer",
+                "chunk_mb",
+                "padding_side",
+                "norm_method",
+                "compute_grad_norm",
+            },
         ),
-        "benchmarks": sorted(benchmark_digests.items()),
+        "benchmark": benchmark_digest,
         "hessian": hessian if influence.estimator == "datainf" else [],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
@@ -68,55 +74,61 @@ def query_task(
     shards: list[dict[str, Any]],
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Build (or find) the query vectors of the benchmarks that chose this checkpoint.
+    """Build (or find) the query vector of each benchmark that chose this checkpoint.
 
-    Returns ``{"key", "hash", "names", "computed"}``.
+    Vectors are stored one per (checkpoint, benchmark), so a benchmark moving to another artifact
+    checkpoint never invalidates the others; the missing ones are built together (one Hessian pass).
+    Returns ``{"hashes": {bench: hash}, "keys": {bench: key}, "computed": n}``.
     """
     store = Store(store_uri)
     loaded = {spec.name: cached_benchmark(spec) for spec in benchmarks}
-    digests = {b.name: b.digest for b in loaded.values()}
     hessian = hessian_sample(shards, influence.hessian_samples) if influence.estimator == "datainf" else []
-    qhash = query_hash(influence, digests, hessian)
-    key = query_key(checkpoint["fingerprint"], qhash)
-    names = sorted(digests)
-    if store.exists(key):
-        return {"key": key, "hash": qhash, "names": names, "computed": False}
-    dev = resolve_device(device)
-    model, tokenizer = cached_model(checkpoint, dev)
-    queries = {name: gold_pairs(tokenizer, loaded[name].query_instances) for name in names}
-    hessian_docs = None
-    if hessian:
-        wanted: dict[str, set[int]] = {}
-        for digest, row in hessian:
-            wanted.setdefault(digest, set()).add(row)
-        hessian_docs = []
-        for shard in shards:
-            rows = wanted.get(shard["digest"])
-            if rows:
-                for i, doc in enumerate(shard_documents(corpus, shard)):
-                    if shard["start"] + i in rows:
-                        hessian_docs.append(tokenizer(doc.text)["input_ids"])
-    optimizer_state = None
-    names_in_order = None
-    if influence.adam:
-        local = Store(checkpoint["uri"]).local_dir("")
-        path = local / "optimizer.pt"
-        if path.exists():
-            optimizer_state = torch.load(path, map_location="cpu", weights_only=True)
-            names_in_order = _optimizer_param_names(optimizer_state)
-    vectors = build_query_vectors(
-        model,
-        queries,
-        influence,
-        hessian_docs=hessian_docs,
-        optimizer_state=optimizer_state,
-        optimizer_param_names=names_in_order,
-        checkpoint_fingerprint=checkpoint["fingerprint"],
-        benchmark_digests=digests,
-    )
-    store.write_bytes(key, vectors.to_bytes())
-    get_run_logger().info("Query vectors for %s at %s: %s", names, checkpoint["name"], influence.estimator)
-    return {"key": key, "hash": qhash, "names": names, "computed": True}
+    hashes = {name: query_hash(influence, b.digest, hessian) for name, b in sorted(loaded.items())}
+    keys = {name: query_key(checkpoint["fingerprint"], name, h) for name, h in hashes.items()}
+    missing = [name for name, key in keys.items() if not store.exists(key)]
+    if missing:
+        model, tokenizer = cached_model(checkpoint, resolve_device(device))
+        queries = {name: gold_pairs(tokenizer, loaded[name].query_instances) for name in missing}
+        hessian_docs = _hessian_docs(corpus, shards, hessian, tokenizer) if hessian else None
+        optimizer_state = None
+        names_in_order = None
+        if influence.adam:
+            path = Store(checkpoint["uri"]).local_dir("") / "optimizer.pt"
+            if path.exists():
+                optimizer_state = torch.load(path, map_location="cpu", weights_only=True)
+                names_in_order = _optimizer_param_names(optimizer_state)
+        vectors = build_query_vectors(
+            model,
+            queries,
+            influence,
+            hessian_docs=hessian_docs,
+            optimizer_state=optimizer_state,
+            optimizer_param_names=names_in_order,
+            checkpoint_fingerprint=checkpoint["fingerprint"],
+            benchmark_digests={name: loaded[name].digest for name in missing},
+        )
+        for name in missing:
+            store.write_bytes(keys[name], vectors.select([name]).to_bytes())
+        get_run_logger().info(
+            "Query vectors for %s at %s (%s)", missing, checkpoint["name"], influence.estimator
+        )
+    return {"hashes": hashes, "keys": keys, "computed": len(missing)}
+
+
+def _hessian_docs(
+    corpus: CorpusConfig, shards: list[dict[str, Any]], sample: list[tuple[str, int]], tokenizer: Any
+) -> list[list[int]]:
+    wanted: dict[str, set[int]] = {}
+    for digest, row in sample:
+        wanted.setdefault(digest, set()).add(row)
+    docs: list[list[int]] = []
+    for shard in shards:
+        rows = wanted.get(shard["digest"])
+        if rows:
+            for i, doc in enumerate(shard_documents(corpus, shard)):
+                if shard["start"] + i in rows:
+                    docs.append(tokenizer(doc.text)["input_ids"])
+    return docs
 
 
 @task(
@@ -133,34 +145,40 @@ def score_task(
     corpus: CorpusConfig,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Score every document of ``shards`` against the checkpoint's query vectors, one parquet per shard.
+    """Score the documents of ``shards`` against the checkpoint's query vectors.
 
-    Columns: ``doc_id, domain, n_tokens, loss, score__<benchmark>...``. Returns the keys and how
-    many shards were computed (the others were already in the store).
+    One forward and one backward per batch gives every missing benchmark's column at once; the
+    result is stored one parquet per (checkpoint, benchmark, shard) with columns
+    ``doc_id, domain, n_tokens, loss, score__<benchmark>``. Returns ``{"keys": {bench: [key per
+    shard]}, "computed": shard scorings run}``.
     """
     store = Store(store_uri)
-    keys = [score_key(checkpoint["fingerprint"], query["hash"], s["digest"]) for s in shards]
-    todo = [(s, k) for s, k in zip(shards, keys, strict=True) if not store.exists(k)]
-    if todo:
+    fp = checkpoint["fingerprint"]
+    keys = {b: [score_key(fp, b, h, s["digest"]) for s in shards] for b, h in query["hashes"].items()}
+    computed = 0
+    vectors_cache: dict[str, QueryVectors] = {}
+    for i, shard in enumerate(shards):
+        missing = [b for b in keys if not store.exists(keys[b][i])]
+        if not missing:
+            continue
         model, tokenizer = cached_model(checkpoint, resolve_device(device))
-        vectors = QueryVectors.from_bytes(store.read_bytes(query["key"]))
-        for shard, key in todo:
-            docs = list(shard_documents(corpus, shard))
-            tokenized = ((d.id, tokenizer(d.text)["input_ids"]) for d in docs)
-            result = score_documents(model, tokenized, vectors, influence)
-            frame = pd.DataFrame(
-                {
-                    "doc_id": result.doc_ids,
-                    "domain": [d.group for d in docs],
-                    "n_tokens": result.n_tokens,
-                    "loss": result.loss,
-                    **{
-                        f"{SCORE_PREFIX}{name}": result.scores[:, j]
-                        for j, name in enumerate(result.query_names)
-                    },
-                }
-            )
+        for b in missing:
+            if b not in vectors_cache:
+                vectors_cache[b] = QueryVectors.from_bytes(store.read_bytes(query["keys"][b]))
+        vectors = QueryVectors.concat([vectors_cache[b] for b in missing])
+        docs = list(shard_documents(corpus, shard))
+        result = score_documents(
+            model, ((d.id, tokenizer(d.text)["input_ids"]) for d in docs), vectors, influence
+        )
+        base = {
+            "doc_id": result.doc_ids,
+            "domain": [d.group for d in docs],
+            "n_tokens": result.n_tokens,
+            "loss": result.loss,
+        }
+        for j, name in enumerate(result.query_names):
             buf = io.BytesIO()
-            frame.to_parquet(buf, index=False)
-            store.write_bytes(key, buf.getvalue())
-    return {"keys": keys, "computed": len(todo)}
+            pd.DataFrame({**base, f"{SCORE_PREFIX}{name}": result.scores[:, j]}).to_parquet(buf, index=False)
+            store.write_bytes(keys[name][i], buf.getvalue())
+        computed += 1
+    return {"keys": keys, "computed": computed}

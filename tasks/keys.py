@@ -22,14 +22,14 @@ def report_key(run_digest: str, name: str) -> str:
     return f"reports/evaluation/{run_digest}/{name}"
 
 
-def query_key(checkpoint_fingerprint: str, query_hash: str) -> str:
-    """The stacked query vectors of one checkpoint (safetensors)."""
-    return f"queries/{checkpoint_fingerprint}/{query_hash}-v{CODE_VERSION}.safetensors"
+def query_key(checkpoint_fingerprint: str, benchmark: str, query_hash: str) -> str:
+    """One benchmark's query vector at one checkpoint (safetensors)."""
+    return f"queries/{checkpoint_fingerprint}/{benchmark}/{query_hash}-v{CODE_VERSION}.safetensors"
 
 
-def score_key(checkpoint_fingerprint: str, query_hash: str, shard_digest: str) -> str:
-    """The [documents × K] scores of one corpus shard at one checkpoint (parquet)."""
-    return f"scores/{checkpoint_fingerprint}/{query_hash}-v{CODE_VERSION}/{shard_digest}.parquet"
+def score_key(checkpoint_fingerprint: str, benchmark: str, query_hash: str, shard_digest: str) -> str:
+    """One benchmark's influence scores of one corpus shard at one checkpoint (parquet)."""
+    return f"scores/{checkpoint_fingerprint}/{benchmark}/{query_hash}-v{CODE_VERSION}/{shard_digest}.parquet"
 
 
 def mixture_key(mixture_id: str, name: str) -> str:

@@ -30,31 +30,31 @@ def _read_scores(store: Store, keys: list[str]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(io.BytesIO(store.read_bytes(k))) for k in keys], ignore_index=True)
 
 
-def benchmark_scores(store: Store, selection: pd.DataFrame, score_keys: dict[str, list[str]]) -> pd.DataFrame:
+def benchmark_scores(
+    store: Store, selection: pd.DataFrame, score_keys: dict[str, dict[str, list[str]]]
+) -> pd.DataFrame:
     """One row per document: ``doc_id, domain, n_tokens`` and ``score__<b>`` for every benchmark b,
     taken at b's artifact checkpoint (averaged over them with ``top_k``/``all``).
 
     Args:
         selection: the artifact table (``benchmark, fingerprint``).
-        score_keys: checkpoint fingerprint → its shard score keys.
+        score_keys: checkpoint fingerprint → benchmark → its shard score keys.
     """
-    frames: dict[str, pd.DataFrame] = {}
     base: pd.DataFrame | None = None
     columns: dict[str, pd.Series] = {}
     for bench, rows in selection.groupby("benchmark", sort=True):
+        col = f"{SCORE_PREFIX}{bench}"
         parts = []
         for fp in rows["fingerprint"]:
-            if fp not in frames:
-                frames[fp] = _read_scores(store, score_keys[fp]).set_index("doc_id")
-            frame = frames[fp]
+            frame = _read_scores(store, score_keys[fp][str(bench)]).set_index("doc_id")
             if base is None:
                 base = frame[["domain", "n_tokens"]]
-            parts.append(frame[f"{SCORE_PREFIX}{bench}"])
-        columns[f"{SCORE_PREFIX}{bench}"] = pd.concat(parts, axis=1).mean(axis=1)
+            parts.append(frame[col])
+        columns[col] = pd.concat(parts, axis=1).mean(axis=1)
     assert base is not None
     out = base.copy()
-    for name, col in columns.items():
-        out[name] = col.reindex(out.index)
+    for name, series in columns.items():
+        out[name] = series.reindex(out.index)
     return out.reset_index()
 
 
@@ -63,7 +63,7 @@ def publish_task(
     store_uri: str,
     checkpoints: list[dict[str, Any]],
     selection_records: list[dict[str, Any]],
-    score_keys: dict[str, list[str]],
+    score_keys: dict[str, dict[str, list[str]]],
     influence: InfluenceConfig,
     aggregation: AggregationConfig,
     exports: list[str],

@@ -78,6 +78,28 @@ class QueryVectors:
             dict(self.metadata),
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[QueryVectors]) -> QueryVectors:
+        """Stack query vectors built separately (same estimator, layers and Adam flag) into one K."""
+        if not parts:
+            raise InfluenceError("no query vectors to stack", expected="at least one QueryVectors")
+        first = parts[0]
+        for q in parts[1:]:
+            if (q.estimator, q.layers, q.adam, sorted(q.blocks)) != (
+                first.estimator,
+                first.layers,
+                first.adam,
+                sorted(first.blocks),
+            ):
+                raise InfluenceError(
+                    f"query vectors {q.names} were built with estimator={q.estimator}, layers={q.layers}, adam={q.adam}",
+                    expected=f"the same as {first.names}: estimator={first.estimator}, layers={first.layers}, adam={first.adam}",
+                    fix="rebuild them with one influence config",
+                )
+        names = [n for q in parts for n in q.names]
+        blocks = {p: torch.cat([q.blocks[p] for q in parts]) for p in first.blocks}
+        return cls(names, blocks, first.estimator, first.layers, first.adam, dict(first.metadata))
+
     def to_bytes(self) -> bytes:
         """Serialize as safetensors: one tensor per parameter block, everything else in metadata."""
         meta = dict(self.metadata)

@@ -1,0 +1,123 @@
+"""The remix flow end to end on a real Prefect API: publish, re-run for free, add a checkpoint, S3, failure."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tasks.publish
+from automixer_core.config import RunConfig
+from automixer_core.mixture import Mixture
+from automixer_core.store import Store
+from flows.remix import remix_flow
+
+pytestmark = pytest.mark.slow
+
+BENCHES = ["arc_easy", "piqa", "winogrande"]
+
+
+def _config(store: str, checkpoints: Path, data: Path, **over: Any) -> RunConfig:
+    raw: dict[str, Any] = {
+        "store": store,
+        "checkpoints": {"uri": str(checkpoints)},
+        "benchmarks": {"names": BENCHES, "data_dir": str(data), "eval_limit": 8, "query_limit": 8},
+        "corpus": {"uri": str(data / "corpus"), "max_docs_per_file": 10, "shard_docs": 5},
+        "influence": {"hessian_samples": 16, "batch_size": 8},
+        "aggregation": {"bootstrap": 50},
+    }
+    for section, values in over.items():
+        raw.setdefault(section, {}).update(values)
+    return RunConfig.model_validate(raw)
+
+
+def _copy_checkpoints(proxy_run: Any, dest: Path, n: int) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    for ckpt in proxy_run.checkpoints[:n]:
+        shutil.copytree(ckpt, dest / ckpt.name)
+    return proxy_run.checkpoints
+
+
+def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
+    prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path
+) -> None:
+    ckpts = _copy_checkpoints(proxy_run, tmp_path / "run", 4)
+    cfg = _config(str(tmp_path / "store"), tmp_path / "run", shared_data)
+    store = Store(cfg.store)
+
+    first = remix_flow(cfg)
+    assert first["counts"]["evaluations"] == 4 * len(BENCHES)
+    assert first["counts"]["queries"] == len(BENCHES)  # one query vector per benchmark
+    mixture = Mixture.from_json(store.read_text(f"mixtures/{first['id']}/mixture.json"))
+    n_shards = 9 * 2  # nine domain files, 10 documents each, 5 per shard
+    n_artifacts = len({a.checkpoint for a in mixture.provenance.artifacts})
+    assert first["counts"]["shards_scored"] == n_shards * n_artifacts
+    assert len(store.list("scores")) == n_shards * len(BENCHES)
+    assert abs(sum(g.weight for g in mixture.groups) - 1) < 1e-9
+    assert all(g.weight >= 0 for g in mixture.groups)
+    assert {a.benchmark for a in mixture.provenance.artifacts} == set(BENCHES)
+    assert store.read_json("mixtures/latest.json")["id"] == first["id"]
+    published = set(store.list(f"mixtures/{first['id']}"))
+    for name in ("mixture.json", "membership.parquet", "report.html"):
+        assert f"mixtures/{first['id']}/{name}" in published
+    assert sum(k.split("/")[2] == "exports" for k in published) == 5
+
+    # Nothing changed: nothing is evaluated or scored, the same mixture comes out.
+    second = remix_flow(cfg)
+    assert second["counts"] == {"evaluations": 0, "queries": 0, "shards_scored": 0}
+    assert second["id"] == first["id"] and second["written"] is False
+
+    # One new checkpoint: its evaluations run; scoring only where it became an artifact model.
+    shutil.copytree(ckpts[4], tmp_path / "run" / ckpts[4].name)
+    third = remix_flow(cfg)
+    assert third["counts"]["evaluations"] == len(BENCHES)
+    artifacts = Mixture.from_json(
+        store.read_text(f"mixtures/{third['id']}/mixture.json")
+    ).provenance.artifacts
+    moved = [a.benchmark for a in artifacts if a.checkpoint == ckpts[4].name]
+    assert third["counts"]["queries"] == len(moved)  # only the benchmarks that chose the new checkpoint
+    assert third["counts"]["shards_scored"] == (n_shards if moved else 0)
+    assert len(store.list("scores")) == n_shards * (len(BENCHES) + len(moved))
+
+
+def test_remix_with_the_store_on_s3(
+    prefect_api: None, proxy_run: Any, shared_data: Path, s3_bucket: str, tmp_path: Path
+) -> None:
+    _copy_checkpoints(proxy_run, tmp_path / "run", 2)
+    cfg = _config(f"{s3_bucket}/am", tmp_path / "run", shared_data, influence={"estimator": "grad_dot"})
+    first = remix_flow(cfg)
+    assert first["uri"].startswith(f"{s3_bucket}/am/mixtures/")
+    store = Store(cfg.store)
+    assert store.exists("mixtures/latest.json")
+    assert first["counts"]["shards_scored"] > 0
+    assert len(store.list("scores")) >= first["counts"]["shards_scored"]
+    again = remix_flow(cfg)
+    assert again["counts"] == {"evaluations": 0, "queries": 0, "shards_scored": 0}
+
+
+def test_failed_publish_leaves_latest_on_the_previous_mixture(
+    prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _copy_checkpoints(proxy_run, tmp_path / "run", 2)
+    cfg = _config(str(tmp_path / "store"), tmp_path / "run", shared_data, influence={"estimator": "grad_dot"})
+    store = Store(cfg.store)
+    first = remix_flow(cfg)
+    before = store.read_json("mixtures/latest.json")
+
+    def broken_report(*args: Any, **kwargs: Any) -> str:
+        raise OSError("disk full while writing report.html")
+
+    monkeypatch.setattr(tasks.publish, "render_report", broken_report)
+    changed = cfg.model_copy(update={"aggregation": cfg.aggregation.model_copy(update={"alpha": "uniform"})})
+    with pytest.raises(OSError, match="disk full"):
+        remix_flow(changed)
+    assert store.read_json("mixtures/latest.json") == before
+    new_dirs = {k.split("/")[1] for k in store.list("mixtures") if k != "mixtures/latest.json"} - {
+        first["id"]
+    }
+    for d in new_dirs:  # the half-written mixture is incomplete: no mixture.json
+        assert not store.exists(f"mixtures/{d}/mixture.json")
+    assert json.loads(store.read_text(f"mixtures/{first['id']}/mixture.json"))["id"] == first["id"]
