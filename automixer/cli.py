@@ -23,8 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets a wide console instead of rich's 80-column default.
+console = Console() if sys.stdout.isatty() else Console(width=160)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -69,8 +70,8 @@ def _print_frame(df: Any, title: str, floatfmt: str = "{:.3f}") -> None:
     frame = df.reset_index() if index_names else df
     for col in frame.columns:
         table.add_column(str(col), justify="right" if frame[col].dtype.kind in "fiu" else "left")
-    for _, row in frame.iterrows():
-        table.add_row(*[floatfmt.format(v) if isinstance(v, float) else str(v) for v in row.tolist()])
+    for row in frame.itertuples(index=False):
+        table.add_row(*[floatfmt.format(v) if isinstance(v, float) else str(v) for v in row])
     console.print(table)
 
 
@@ -215,6 +216,8 @@ def _remix(config: Any) -> dict[str, Any]:
         f"ran {counts['evaluations']} evaluations, {counts['queries']} query-vector builds and "
         f"{counts['shards_scored']} shard scorings (everything else came from the store) in {time.perf_counter() - t0:.0f}s"
     )
+    if out["ran"] and len(out["ran"]) <= 40:
+        console.print("work done: " + "; ".join(out["ran"]))
     return out
 
 
@@ -340,14 +343,66 @@ def demo_cmd(
             "store": str(out / "store"),
             "checkpoints": {"uri": str(proxy_dir)},
             "benchmarks": {"data_dir": str(data), "eval_limit": limit, "query_limit": 64},
-            "corpus": {"uri": str(data / "corpus"), "max_docs_per_file": docs_per_domain, "shard_docs": 50},
-            "influence": {"hessian_samples": 64},
+            "corpus": {
+                "uri": str(data / "corpus"),
+                "max_docs_per_file": docs_per_domain,
+                "max_doc_chars": 2000,
+                "shard_docs": 50,
+            },
+            "influence": {"hessian_samples": 64, "max_length": 256},
         }
     )
     report = _evaluate(run)
     del report
     _remix(run)
     console.print(f"[bold green]Done[/] in {time.perf_counter() - t0:.0f}s.")
+
+
+@command("deploy")
+def deploy_cmd(
+    name: Annotated[
+        list[str] | None, typer.Option("--name", help="deployment(s) to register (default: all)")
+    ] = None,
+    prefect_file: Annotated[Path, typer.Option(help="the project file")] = Path("deployments/prefect.yaml"),
+) -> None:
+    """Register the deployments (remix, score-shards, proxy-train) with the server in PREFECT_API_URL."""
+    from automixer.deploy import deploy
+
+    for full in deploy(prefect_file, name or None):
+        console.print(f"[green]registered[/] {full}")
+
+
+@command("trigger")
+def trigger_cmd(
+    deployment: Annotated[str, typer.Argument(help="deployment name (remix, or flow/deployment)")] = "remix",
+    config: Annotated[
+        Path | None, typer.Option(help="run config YAML passed as the `config` parameter")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="idempotency key (e.g. the commit id): same key, same run")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for a final state")] = 3600.0,
+) -> None:
+    """Start a deployment's run on the server in PREFECT_API_URL, wait, and exit 0 only if it completed."""
+    from automixer.deploy import trigger
+    from automixer_core.config import RunConfig, load_config
+    from automixer_core.store import Store
+
+    cfg: RunConfig | None = load_config(config) if config else None
+    params = {"config": cfg.model_dump(mode="json")} if cfg else {}
+    result = trigger(
+        deployment, params, key, timeout_s=timeout, on_state=lambda s: console.print(f"state: {s}")
+    )
+    what = "started" if result.created else "found (same idempotency key)"
+    console.print(f"flow run {result.flow_run_name} ({result.flow_run_id}) {what}: {result.state_name}")
+    if result.url:
+        console.print(f"  {result.url}")
+    if not result.ok:
+        err_console.print(f"[bold red]not completed:[/] {result.message}")
+        raise typer.Exit(code=1)
+    if cfg is not None and Store(cfg.store).exists("mixtures/latest.json"):
+        latest = Store(cfg.store).read_json("mixtures/latest.json")
+        console.print(f"mixture {latest['id']}: {latest['uri']}")
 
 
 def main() -> None:  # pragma: no cover

@@ -46,7 +46,7 @@ class BenchmarksConfig(BaseModel):
         200, ge=1, description="evaluate a seeded sample of this many rows (None: all)"
     )
     query_limit: int | None = Field(100, ge=1, description="influence query rows per benchmark")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the evaluation and query samples")
 
     def specs(self) -> list[BenchmarkSpec]:
         """One :class:`BenchmarkSpec` per benchmark, built-in then custom."""
@@ -78,6 +78,11 @@ class CorpusConfig(BaseModel):
     max_docs_per_file: int | None = Field(
         None, ge=1, description="score only the first N rows of each file (ours: demos and smoke runs)"
     )
+    max_doc_chars: int | None = Field(
+        None,
+        ge=1,
+        description="score only the first N characters of each document (ours: demos and smoke runs)",
+    )
 
 
 class PublishConfig(BaseModel):
@@ -96,14 +101,24 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     store: str = Field(".automixer/store", description="root URI of every artifact (local path or s3://...)")
-    checkpoints: CheckpointsConfig
-    benchmarks: BenchmarksConfig = Field(default_factory=BenchmarksConfig)
-    evaluation: EvalConfig = Field(default_factory=EvalConfig)
-    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    checkpoints: CheckpointsConfig = Field(description="the training run's checkpoints")
+    benchmarks: BenchmarksConfig = Field(
+        default_factory=BenchmarksConfig, description="benchmarks and their rows"
+    )
+    evaluation: EvalConfig = Field(default_factory=EvalConfig, description="how checkpoints are evaluated")
+    selection: SelectionConfig = Field(
+        default_factory=SelectionConfig, description="how artifact models are chosen"
+    )
     corpus: CorpusConfig | None = Field(None, description="the corpus to re-weight (required by remix)")
-    influence: InfluenceConfig = Field(default_factory=InfluenceConfig)
-    aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
-    publish: PublishConfig = Field(default_factory=PublishConfig)
+    influence: InfluenceConfig = Field(
+        default_factory=InfluenceConfig, description="query vectors and scoring"
+    )
+    aggregation: AggregationConfig = Field(
+        default_factory=AggregationConfig, description="groups and weights"
+    )
+    publish: PublishConfig = Field(
+        default_factory=PublishConfig, description="what a published mixture carries"
+    )
 
 
 def section_hash(section: BaseModel | dict[str, Any], *, exclude: set[str] | None = None) -> str:

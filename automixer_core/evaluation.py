@@ -67,14 +67,27 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(default=16, ge=1)
-    device: str = "auto"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    limit: int | None = Field(default=None, ge=1)
-    seed: int = 0
-    strategy: Literal["shared_prefix", "per_request"] = "shared_prefix"
-    max_length: int | None = Field(default=None, ge=2)
-    add_bos_token: bool | None = None
+    batch_size: int = Field(
+        default=16, ge=1, description="requests per forward pass, as lm-eval's batch size"
+    )
+    device: str = Field(default="auto", description="auto (where the model is), cpu, cuda or cuda:N")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        default="float32", description="autocast dtype of the forward pass (float32: none)"
+    )
+    limit: int | None = Field(
+        default=None, ge=1, description="evaluate a seeded sample of this many questions"
+    )
+    seed: int = Field(default=0, description="seed of that sample")
+    strategy: Literal["shared_prefix", "per_request"] = Field(
+        default="shared_prefix",
+        description="shared_prefix: each question's context once; per_request: as lm-eval",
+    )
+    max_length: int | None = Field(
+        default=None, ge=2, description="model context length (None: from the model config)"
+    )
+    add_bos_token: bool | None = Field(
+        default=None, description="as lm-eval's HFLM argument (None: the tokenizer's default)"
+    )
 
 
 class LoglikelihoodResult(NamedTuple):
@@ -251,7 +264,11 @@ def _pack(pairs: Sequence[TokenPair], request_ids: Sequence[int], max_length: in
         if not ctx or not cont:
             raise ValueError("every request needs at least one context and one continuation token")
         if len(cont) > max_length:
-            raise ValueError(f"a continuation of {len(cont)} tokens exceeds the model's length {max_length}")
+            raise ModelError(
+                f"A benchmark answer of {len(cont)} tokens is longer than the model's context of {max_length} tokens",
+                expected="continuations that fit the context window (lm-eval cannot score them either)",
+                fix="evaluate a model with a longer context (max_position_embeddings), or drop that benchmark",
+            )
         inps.append((ctx + cont)[-(max_length + 1) :][:-1])
     uniq = list(dict.fromkeys(tuple(x) for x in inps))
     if len(uniq) == 1:

@@ -25,8 +25,9 @@ def _batches(items: list[Any], size: int) -> list[list[Any]]:
 def remix_flow(config: RunConfig) -> dict[str, Any]:
     """The whole method on one run config; every step reads what the store already holds.
 
-    Returns the mixture's id, URI and weights, and ``counts``: how many evaluations, query-vector
-    builds and shard scorings actually ran (0 everywhere on a re-run with nothing changed).
+    Returns the mixture's id, URI and weights, ``counts``: how many evaluations, query-vector
+    builds and shard scorings actually ran (0 everywhere on a re-run with nothing changed), and
+    ``ran``: those units of work in words.
     """
     if config.corpus is None:
         raise ConfigError(
@@ -34,8 +35,14 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         )
     checkpoints = discover_task(config.checkpoints.uri, config.checkpoints.revision)
     specs = config.benchmarks.specs()
-    evals = [evaluate_task.submit(config.store, c, s, config.evaluation) for c in checkpoints for s in specs]
+    pairs = [(c, s) for c in checkpoints for s in specs]
+    evals = [evaluate_task.submit(config.store, c, s, config.evaluation) for c, s in pairs]
     eval_results = [f.result() for f in evals]
+    ran = [
+        f"evaluate {s.name} @ {c['name']}"
+        for (c, s), r in zip(pairs, eval_results, strict=True)
+        if r["computed"]
+    ]
     report = evaluation_report_task(config.store, [r["key"] for r in eval_results], config.selection)
 
     shards = shards_task(config.corpus)
@@ -58,6 +65,8 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
             config.evaluation.device,
         )
         counts["queries"] += query["computed"]
+        if query["computed"]:
+            ran.append(f"query vectors ({query['computed']} of {sorted(benches)}) @ {name}")
         futures = [
             score_task.submit(
                 config.store, ckpt, query, batch, config.influence, config.corpus, config.evaluation.device
@@ -66,6 +75,8 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         ]
         results = [f.result() for f in futures]
         counts["shards_scored"] += sum(r["computed"] for r in results)
+        if any(r["computed"] for r in results):
+            ran.append(f"score {sum(r['computed'] for r in results)} of {len(shards)} shards @ {name}")
         score_keys[ckpt["fingerprint"]] = {
             b: [k for r in results for k in r["keys"][b]] for b in query["keys"]
         }
@@ -81,4 +92,4 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         section_hash(config, exclude={"store"}),
         report["keys"]["capability.png"],
     )
-    return {**published, "counts": counts, "report": report["uris"]}
+    return {**published, "counts": counts, "ran": ran, "report": report["uris"]}

@@ -33,8 +33,14 @@ def hessian_sample(shards: list[dict[str, Any]], n: int, seed: int = 0) -> list[
     return sorted(rng.sample(positions, min(n, len(positions))))
 
 
-def query_hash(influence: InfluenceConfig, benchmark_digest: str, hessian: list[tuple[str, int]]) -> str:
-    """Digest of everything one benchmark's query vector depends on besides the checkpoint."""
+def query_hash(
+    influence: InfluenceConfig,
+    benchmark_digest: str,
+    hessian: list[tuple[str, int]],
+    max_doc_chars: int | None,
+) -> str:
+    """Digest of everything one benchmark's query vector (and so its scores) depends on besides the
+    checkpoint and the shard."""
     payload = {
         "influence": influence.model_dump(
             mode="json",
@@ -49,6 +55,7 @@ def query_hash(influence: InfluenceConfig, benchmark_digest: str, hessian: list[
         ),
         "benchmark": benchmark_digest,
         "hessian": hessian if influence.estimator == "datainf" else [],
+        "max_doc_chars": max_doc_chars,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -83,7 +90,10 @@ def query_task(
     store = Store(store_uri)
     loaded = {spec.name: cached_benchmark(spec) for spec in benchmarks}
     hessian = hessian_sample(shards, influence.hessian_samples) if influence.estimator == "datainf" else []
-    hashes = {name: query_hash(influence, b.digest, hessian) for name, b in sorted(loaded.items())}
+    hashes = {
+        name: query_hash(influence, b.digest, hessian, corpus.max_doc_chars)
+        for name, b in sorted(loaded.items())
+    }
     keys = {name: query_key(checkpoint["fingerprint"], name, h) for name, h in hashes.items()}
     missing = [name for name, key in keys.items() if not store.exists(key)]
     if missing:
@@ -127,7 +137,7 @@ def _hessian_docs(
         if rows:
             for i, doc in enumerate(shard_documents(corpus, shard)):
                 if shard["start"] + i in rows:
-                    docs.append(tokenizer(doc.text)["input_ids"])
+                    docs.append(tokenizer(doc.text[: corpus.max_doc_chars])["input_ids"])
     return docs
 
 
@@ -167,8 +177,9 @@ def score_task(
                 vectors_cache[b] = QueryVectors.from_bytes(store.read_bytes(query["keys"][b]))
         vectors = QueryVectors.concat([vectors_cache[b] for b in missing])
         docs = list(shard_documents(corpus, shard))
+        texts = ((d.id, d.text[: corpus.max_doc_chars]) for d in docs)
         result = score_documents(
-            model, ((d.id, tokenizer(d.text)["input_ids"]) for d in docs), vectors, influence
+            model, ((i, tokenizer(t)["input_ids"]) for i, t in texts), vectors, influence
         )
         base = {
             "doc_id": result.doc_ids,

@@ -27,8 +27,8 @@ def evaluation_table(store: Store, keys: list[str]) -> pd.DataFrame:
 
 
 def wide_table(evals: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Checkpoints as rows (ordered by step), benchmarks as columns, plus their mean."""
-    wide = evals.pivot_table(index=["step", "checkpoint"], columns="benchmark", values=metric).sort_index()
+    """Checkpoints as rows (by step), benchmarks as columns, plus their mean."""
+    wide = evals.pivot_table(index="step", columns="benchmark", values=metric).sort_index()
     wide["mean"] = wide.mean(axis=1)
     return wide
 

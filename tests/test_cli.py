@@ -53,3 +53,41 @@ def test_evaluate_bad_config_names_the_field(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--config", str(cfg)])
     assert result.exit_code == 2
     assert "batch_sise" in result.output
+
+
+@pytest.mark.slow
+def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "run"
+    for ckpt in proxy_run.checkpoints[:2]:
+        shutil.copytree(ckpt, run / ckpt.name)
+    cfg = {
+        "store": str(tmp_path / "store"),
+        "checkpoints": {"uri": str(run)},
+        "benchmarks": {
+            "names": ["arc_easy", "piqa"],
+            "data_dir": str(shared_data),
+            "eval_limit": 4,
+            "query_limit": 4,
+        },
+        "corpus": {"uri": str(shared_data / "corpus"), "max_docs_per_file": 4, "shard_docs": 4},
+        "influence": {"estimator": "grad_dot"},
+        "aggregation": {"bootstrap": 20},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = runner.invoke(app, ["remix", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Mixture" in result.output and "report:" in result.output
+    latest = (tmp_path / "store" / "mixtures" / "latest.json").read_text()
+    mixture_uri = __import__("json").loads(latest)["uri"]
+    out = tmp_path / "blend.txt"
+    exported = runner.invoke(app, ["export", mixture_uri, "--format", "megatron", "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    blend = out.read_text().split()  # Megatron's --data-path: w1 prefix1 w2 prefix2 ...
+    assert abs(sum(float(w) for w in blend[::2]) - 1) < 1e-6
+    bad = runner.invoke(app, ["export", mixture_uri, "--format", "nonesuch"])
+    assert bad.exit_code == 2 and "nonesuch" in bad.output

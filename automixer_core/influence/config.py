@@ -46,19 +46,37 @@ class InfluenceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    estimator: Estimator = "datainf"
-    adam: bool = False
-    layers: LayerPreset | list[str] = "embed_head"
-    hessian_samples: int = Field(default=256, ge=1)
-    damping: float = Field(default=0.1, gt=0)
-    batch_size: int = Field(default=16, ge=1)
-    max_length: int | None = Field(default=None, ge=2)
-    autocast: Literal["off", "bf16", "fp16"] = "off"
-    padding_side: Literal["right", "left"] = "right"
-    norm_method: Literal["auto", "gram", "materialize"] = "auto"
-    chunk_mb: float = Field(default=256.0, gt=0)
-    sort_buffer: int = Field(default=1024, ge=1)
-    compute_grad_norm: bool = False
+    estimator: Estimator = Field(
+        default="datainf", description="datainf (paper) | grad_dot (TracIn-like) | cosine (LESS-like)"
+    )
+    adam: bool = Field(
+        default=False, description="precondition by the checkpoint's Adam second moment (√v̂+ε)"
+    )
+    layers: LayerPreset | list[str] = Field(
+        default="embed_head", description="embed_head (paper) | all_linear | list of module-name patterns"
+    )
+    hessian_samples: int = Field(
+        default=256, ge=1, description="corpus documents in DataInf's Hessian sample"
+    )
+    damping: float = Field(default=0.1, gt=0, description="λ_l = damping · mean‖g_l‖² / d_l")
+    batch_size: int = Field(default=16, ge=1, description="rows (context windows) per forward/backward")
+    max_length: int | None = Field(
+        default=None, ge=2, description="context window in tokens (None: the model's)"
+    )
+    autocast: Literal["off", "bf16", "fp16"] = Field(
+        default="off", description="mixed precision of the model's matmuls"
+    )
+    padding_side: Literal["right", "left"] = Field(
+        default="right", description="batch padding side (scores do not depend on it)"
+    )
+    norm_method: Literal["auto", "gram", "materialize"] = Field(
+        default="auto", description="how per-document gradient norms are computed"
+    )
+    chunk_mb: float = Field(
+        default=256.0, gt=0, description="memory budget (MiB) for per-document gradient chunks"
+    )
+    sort_buffer: int = Field(default=1024, ge=1, description="documents sorted by length before batching")
+    compute_grad_norm: bool = Field(default=False, description="also report ‖∇_P ℓ(x)‖")
 
     @field_validator("layers")
     @classmethod

@@ -27,6 +27,9 @@ class ProxyConfig(BaseModel):
     intermediate: int | None = Field(None, ge=1, description="MLP width; None = 4 × hidden")
     vocab_size: int = Field(4096, ge=260, description="BPE vocabulary size to train (≥ 256 bytes + specials)")
     seq_len: int = Field(256, ge=8, description="tokens per packed training sequence")
+    max_positions: int = Field(
+        2048, ge=8, description="positions the model accepts at evaluation (RoPE: no weights; ≥ seq_len)"
+    )
     tie_embeddings: bool = True
     rope_theta: float = Field(10000.0, gt=0)
 

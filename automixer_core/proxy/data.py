@@ -71,10 +71,12 @@ def tokenizer_sample(groups: Mapping[str, list[str]], num_docs: int, max_chars: 
 # --- group weights -------------------------------------------------------------------------------
 
 
-def load_mixture_weights(uri: str) -> dict[str, float]:
+def load_mixture_weights(uri: str, corpus_groups: Iterable[str] | None = None) -> dict[str, float]:
     """Group weights from a published mixture JSON: ``{"groups": [{"name": ..., "weight": ...}, ...]}``.
 
-    A flat ``{"weights": {name: weight}}`` is accepted too.
+    A flat ``{"weights": {name: weight}}`` is accepted too. When ``corpus_groups`` is given and the
+    mixture's task-aligned groups are not among them but its per-domain weights (``domains``) are,
+    the domain weights are used: a labelled corpus is then re-weighted by domain (ours).
     """
     parent, name = posixpath.split(str(uri).rstrip("/"))
     try:
@@ -85,7 +87,18 @@ def load_mixture_weights(uri: str) -> dict[str, float]:
             fix="set group_weights to the path/URI of a mixture JSON, or to a dict of weights",
         ) from exc
     try:
-        if isinstance(data, dict) and isinstance(data.get("groups"), list):
+        domains = data.get("domains") if isinstance(data, dict) else None
+        known = set(corpus_groups) if corpus_groups is not None else None
+        if (
+            known is not None
+            and isinstance(domains, list)
+            and domains
+            and isinstance(data.get("groups"), list)
+            and not {str(g["name"]) for g in data["groups"]} <= known
+            and {str(d["name"]) for d in domains} <= known
+        ):
+            weights = {str(d["name"]): float(d["weight"]) for d in domains}
+        elif isinstance(data, dict) and isinstance(data.get("groups"), list):
             weights = {str(g["name"]): float(g["weight"]) for g in data["groups"]}
         elif isinstance(data, dict) and isinstance(data.get("weights"), dict):
             weights = {str(k): float(v) for k, v in data["weights"].items()}
@@ -122,7 +135,7 @@ def resolve_group_weights(spec: Mapping[str, float] | str | None, groups: Iterab
     source = "group_weights"
     if isinstance(spec, str):
         source = spec
-        spec = load_mixture_weights(spec)
+        spec = load_mixture_weights(spec, names)
     unknown = sorted(set(spec) - set(names))
     if unknown:
         raise ConfigError(

@@ -141,7 +141,7 @@ def build_model(config: ProxyConfig, vocab_size: int, eos_id: int) -> LlamaForCa
         num_hidden_layers=config.layers,
         num_attention_heads=config.heads,
         num_key_value_heads=config.num_kv_heads,
-        max_position_embeddings=config.seq_len,
+        max_position_embeddings=max(config.seq_len, config.max_positions),
         tie_word_embeddings=config.tie_embeddings,
         rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
         bos_token_id=eos_id,

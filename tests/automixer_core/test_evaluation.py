@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from automixer_core.benchmarks import BenchmarkSpec, MultipleChoiceInstance, load_instances
+from automixer_core.errors import ModelError
 from automixer_core.evaluation import (
     EvalConfig,
     LoglikelihoodResult,
@@ -246,7 +247,7 @@ def test_truncation_keeps_the_continuation(
     for (ctx, cont), r in zip(encode_instance(tiny_tokenizer, inst), res, strict=True):
         assert r.logprob == pytest.approx(brute_force(llama, ctx, cont, 16).logprob, abs=1e-5)
     too_long = MultipleChoiceInstance(1, ("a",), (" b" * 40,), 0, (80,))
-    with pytest.raises(ValueError, match="exceeds the model's length"):
+    with pytest.raises(ModelError, match="longer than the model's context of 16 tokens"):
         score_instances(llama, tiny_tokenizer, [too_long], EvalConfig(max_length=16))
 
 

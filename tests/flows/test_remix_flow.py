@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import tasks.publish
@@ -68,12 +70,16 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     # Nothing changed: nothing is evaluated or scored, the same mixture comes out.
     second = remix_flow(cfg)
     assert second["counts"] == {"evaluations": 0, "queries": 0, "shards_scored": 0}
+    assert second["ran"] == []
     assert second["id"] == first["id"] and second["written"] is False
 
     # One new checkpoint: its evaluations run; scoring only where it became an artifact model.
     shutil.copytree(ckpts[4], tmp_path / "run" / ckpts[4].name)
     third = remix_flow(cfg)
     assert third["counts"]["evaluations"] == len(BENCHES)
+    assert sorted(r for r in third["ran"] if r.startswith("evaluate")) == sorted(
+        f"evaluate {b} @ {ckpts[4].name}" for b in BENCHES
+    )
     artifacts = Mixture.from_json(
         store.read_text(f"mixtures/{third['id']}/mixture.json")
     ).provenance.artifacts
@@ -87,7 +93,13 @@ def test_remix_with_the_store_on_s3(
     prefect_api: None, proxy_run: Any, shared_data: Path, s3_bucket: str, tmp_path: Path
 ) -> None:
     _copy_checkpoints(proxy_run, tmp_path / "run", 2)
-    cfg = _config(f"{s3_bucket}/am", tmp_path / "run", shared_data, influence={"estimator": "grad_dot"})
+    cfg = _config(
+        f"{s3_bucket}/am",
+        tmp_path / "run",
+        shared_data,
+        influence={"estimator": "grad_dot"},
+        corpus={"max_doc_chars": 300},
+    )
     first = remix_flow(cfg)
     assert first["uri"].startswith(f"{s3_bucket}/am/mixtures/")
     store = Store(cfg.store)
@@ -96,6 +108,11 @@ def test_remix_with_the_store_on_s3(
     assert len(store.list("scores")) >= first["counts"]["shards_scored"]
     again = remix_flow(cfg)
     assert again["counts"] == {"evaluations": 0, "queries": 0, "shards_scored": 0}
+    # Documents were cut to 300 characters before scoring (the code files run to thousands of tokens).
+    tokens = pd.concat(pd.read_parquet(io.BytesIO(store.read_bytes(k))) for k in store.list("scores"))[
+        "n_tokens"
+    ]
+    assert 0 < tokens.max() <= 300
 
 
 def test_failed_publish_leaves_latest_on_the_previous_mixture(

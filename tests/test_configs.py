@@ -1,0 +1,37 @@
+"""Every shipped YAML config validates; errors name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from automixer_core.config import RunConfig, load_config
+from automixer_core.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_validate(path: Path) -> None:
+    cfg = load_config(path)
+    assert isinstance(cfg, RunConfig)
+    assert cfg.corpus is not None
+
+
+def test_unknown_key_and_bad_value_are_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("checkpoints: {uri: x}\ninfluence: {estimator: magic, layerz: all}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    text = str(err.value)
+    assert "influence.estimator" in text and "magic" in text
+    assert "unknown key 'influence.layerz'" in text
+
+
+def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="holds a list"):
+        load_config(tmp_path / "list.yaml")
