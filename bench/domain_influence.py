@@ -78,8 +78,8 @@ def main() -> None:
         f"{len(sample)} documents ({args.docs_per_domain} per domain), {args.queries} queries per benchmark, "
         f"{time.perf_counter() - t0:.0f}s\n"
     )
-    print("Token-weighted mean influence ρ per domain (rows) and benchmark (columns), ×1e3:")
-    print((density * 1e3).round(3).to_string())
+    print("Token-weighted mean influence ρ per domain (rows) and benchmark (columns):")
+    print(density.to_string(float_format=lambda v: f"{v:+.2e}"))
     print("\nDomains ranked per benchmark (highest influence first):")
     ranking = {b: density[b].sort_values(ascending=False).index.tolist() for b in result.query_names}
     for b, order in ranking.items():
