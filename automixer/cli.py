@@ -211,6 +211,12 @@ def _remix(config: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = _run(remix_flow, config)
     _print_mixture(out)
+    if out.get("nothing_new"):
+        console.print(
+            f"[cyan]Nothing new[/]: same checkpoints, benchmarks, corpus and config as mixture {out['id']}; "
+            f"nothing was evaluated or scored ({time.perf_counter() - t0:.0f}s)"
+        )
+        return out
     counts = out["counts"]
     console.print(
         f"ran {counts['evaluations']} evaluations, {counts['queries']} query-vector builds and "

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+import automixer_core
+from automixer_core.benchmarks import benchmark_data_digest
 from automixer_core.config import RunConfig, section_hash
 from automixer_core.errors import ConfigError
+from automixer_core.store import Store
 from tasks.checkpoints import discover_task
 from tasks.corpus import shards_task
 from tasks.evaluate import evaluate_task
 from tasks.influence import query_task, score_task
-from tasks.publish import publish_task
+from tasks.publish import latest_mixture, publish_task
 from tasks.reports import evaluation_report_task
 
 
@@ -35,6 +41,27 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         )
     checkpoints = discover_task(config.checkpoints.uri, config.checkpoints.revision)
     specs = config.benchmarks.specs()
+    shards = shards_task(config.corpus)
+    inputs = inputs_digest(config, checkpoints, [benchmark_data_digest(s) for s in specs], shards)
+    latest = latest_mixture(config.store)
+    if latest is not None and getattr(latest.provenance, "inputs_digest", None) == inputs:
+        get_run_logger().info(
+            "Nothing new since mixture %s: same checkpoints, benchmarks, corpus and config", latest.id
+        )
+        store = Store(config.store)
+        return Completed(  # type: ignore[return-value]  # Prefect ends the run in this state, returns its data
+            message="nothing new",
+            data={
+                "id": latest.id,
+                "uri": store.uri(f"mixtures/{latest.id}/mixture.json"),
+                "weights": latest.weights,
+                "written": False,
+                "nothing_new": True,
+                "counts": {"evaluations": 0, "queries": 0, "shards_scored": 0},
+                "ran": [],
+                "report": {},
+            },
+        )
     pairs = [(c, s) for c in checkpoints for s in specs]
     evals = [evaluate_task.submit(config.store, c, s, config.evaluation) for c, s in pairs]
     eval_results = [f.result() for f in evals]
@@ -45,7 +72,6 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
     ]
     report = evaluation_report_task(config.store, [r["key"] for r in eval_results], config.selection)
 
-    shards = shards_task(config.corpus)
     by_name = {c["name"]: c for c in checkpoints}
     spec_by_name = {s.name: s for s in specs}
     chosen: dict[str, list[str]] = {}
@@ -91,5 +117,24 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         config.publish.exports,
         section_hash(config, exclude={"store"}),
         report["keys"]["capability.png"],
+        inputs,
     )
-    return {**published, "counts": counts, "ran": ran, "report": report["uris"]}
+    return {**published, "nothing_new": False, "counts": counts, "ran": ran, "report": report["uris"]}
+
+
+def inputs_digest(
+    config: RunConfig,
+    checkpoints: list[dict[str, Any]],
+    benchmark_digests: list[str],
+    shards: list[dict[str, Any]],
+) -> str:
+    """Digest of everything a mixture depends on: checkpoint fingerprints, benchmark data, corpus
+    shards, the config (less the store) and the code version. Equal digests mean nothing new."""
+    payload = {
+        "checkpoints": sorted(c["fingerprint"] for c in checkpoints),
+        "benchmarks": sorted(benchmark_digests),
+        "shards": [s["digest"] for s in shards],
+        "config": section_hash(config, exclude={"store"}),
+        "code": automixer_core.__version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

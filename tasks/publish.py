@@ -58,6 +58,16 @@ def benchmark_scores(
     return out.reset_index()
 
 
+def latest_mixture(store_uri: str) -> Mixture | None:
+    """The mixture ``mixtures/latest.json`` points at, or None."""
+    store = Store(store_uri)
+    if not store.exists(LATEST_KEY):
+        return None
+    latest = store.read_json(LATEST_KEY)
+    key = mixture_key(latest["id"], "mixture.json")
+    return Mixture.from_json(store.read_text(key)) if store.exists(key) else None
+
+
 @task(name="publish-mixture", cache_policy=NO_CACHE)
 def publish_task(
     store_uri: str,
@@ -69,6 +79,7 @@ def publish_task(
     exports: list[str],
     config_hash: str,
     capability_key: str | None = None,
+    inputs_digest: str = "",
 ) -> dict[str, Any]:
     """Aggregate, then write ``mixtures/<id>/`` (mixture.json, membership.parquet, exports/, report.html)
     and point ``mixtures/latest.json`` at it. Returns ``{id, uri, weights, written}``."""
@@ -96,6 +107,7 @@ def publish_task(
         "layers": influence.layers,
         "alpha": {},
         "config_hash": config_hash,
+        "inputs_digest": inputs_digest,
         "code_version": automixer_core.__version__,
     }
     mixture: Mixture = mixture_from_aggregation(agg, provenance)

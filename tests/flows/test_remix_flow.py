@@ -67,8 +67,11 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
         assert f"mixtures/{first['id']}/{name}" in published
     assert sum(k.split("/")[2] == "exports" for k in published) == 5
 
-    # Nothing changed: nothing is evaluated or scored, the same mixture comes out.
-    second = remix_flow(cfg)
+    # Nothing changed: the run ends early in a "nothing new" state; nothing is evaluated or scored.
+    state = remix_flow(cfg, return_state=True)
+    assert state.is_completed() and state.message == "nothing new"
+    second = state.result()
+    assert second["nothing_new"] is True
     assert second["counts"] == {"evaluations": 0, "queries": 0, "shards_scored": 0}
     assert second["ran"] == []
     assert second["id"] == first["id"] and second["written"] is False
@@ -76,6 +79,7 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     # One new checkpoint: its evaluations run; scoring only where it became an artifact model.
     shutil.copytree(ckpts[4], tmp_path / "run" / ckpts[4].name)
     third = remix_flow(cfg)
+    assert third["nothing_new"] is False
     assert third["counts"]["evaluations"] == len(BENCHES)
     assert sorted(r for r in third["ran"] if r.startswith("evaluate")) == sorted(
         f"evaluate {b} @ {ckpts[4].name}" for b in BENCHES
