@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -79,6 +81,12 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         chosen.setdefault(row["checkpoint"], []).append(row["benchmark"])
     score_keys: dict[str, dict[str, list[str]]] = {}
     counts = {"evaluations": sum(r["computed"] for r in eval_results), "queries": 0, "shards_scored": 0}
+    # Progress in the UI: one unit per (artifact checkpoint, shard batch), scored or found in the store.
+    total_units = max(1, len(chosen) * len(_batches(shards, config.corpus.shards_per_task)))
+    done_units = 0
+    progress_id = cast(
+        UUID, create_progress_artifact(0.0, key="remix-scoring", description="shard batches scored or found")
+    )
     for name, benches in sorted(chosen.items(), key=lambda kv: by_name[kv[0]]["step"]):
         ckpt = by_name[name]
         query = query_task(
@@ -99,7 +107,11 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
             )
             for batch in _batches(shards, config.corpus.shards_per_task)
         ]
-        results = [f.result() for f in futures]
+        results = []
+        for f in futures:
+            results.append(f.result())
+            done_units += 1
+            update_progress_artifact(progress_id, 100.0 * done_units / total_units)
         counts["shards_scored"] += sum(r["computed"] for r in results)
         if any(r["computed"] for r in results):
             ran.append(f"score {sum(r['computed'] for r in results)} of {len(shards)} shards @ {name}")

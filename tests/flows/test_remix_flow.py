@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from prefect.artifacts import Artifact
 
 import tasks.publish
 from automixer_core.config import RunConfig
@@ -62,6 +63,8 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     assert all(g.weight >= 0 for g in mixture.groups)
     assert {a.benchmark for a in mixture.provenance.artifacts} == set(BENCHES)
     assert store.read_json("mixtures/latest.json")["id"] == first["id"]
+    progress = Artifact.get("remix-scoring")  # the UI's progress bar for the scoring fan-out
+    assert progress is not None and progress.type == "progress" and float(progress.data) == 100.0
     published = set(store.list(f"mixtures/{first['id']}"))
     for name in ("mixture.json", "membership.parquet", "report.html"):
         assert f"mixtures/{first['id']}/{name}" in published
