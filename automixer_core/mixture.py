@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import math
+from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -216,6 +217,20 @@ def _ci(value: Any) -> tuple[float, float] | None:
     return (float(lo), float(hi))
 
 
+def _entry(r: Mapping[Hashable, Any]) -> dict[str, Any]:
+    """The fields a group and a domain share, from one row of an aggregation table."""
+    return {
+        "name": str(r["name"]),
+        "weight": float(r["weight"]),
+        "weight_ci": _ci(r["weight_ci"]),
+        "tokens": int(r["tokens"]),
+        "documents": int(r["documents"]),
+        "density": float(r["density"]),
+        "mean_doc_tokens": float(r["mean_doc_tokens"]),
+        "floored": bool(r["floored"]),
+    }
+
+
 def mixture_from_aggregation(
     aggregation: Aggregation, provenance: Provenance | dict[str, Any], *, notes: list[str] | None = None
 ) -> Mixture:
@@ -227,34 +242,12 @@ def mixture_from_aggregation(
     if not prov.alpha:
         prov = prov.model_copy(update={"alpha": dict(aggregation.alpha)})
     groups = [
-        MixtureGroup(
-            name=str(r["name"]),
-            weight=float(r["weight"]),
-            weight_ci=_ci(r["weight_ci"]),
-            tokens=int(r["tokens"]),
-            documents=int(r["documents"]),
-            density=float(r["density"]),
-            mean_doc_tokens=float(r["mean_doc_tokens"]),
-            floored=bool(r["floored"]),
-            driven_by=[Driver(**d) for d in r["driven_by"]],
-        )
+        MixtureGroup(**_entry(r), driven_by=[Driver(**d) for d in r["driven_by"]])
         for r in aggregation.groups.to_dict("records")
     ]
     domains = None
     if aggregation.domains is not None:
-        domains = [
-            MixtureDomain(
-                name=str(r["name"]),
-                weight=float(r["weight"]),
-                weight_ci=_ci(r["weight_ci"]),
-                tokens=int(r["tokens"]),
-                documents=int(r["documents"]),
-                density=float(r["density"]),
-                mean_doc_tokens=float(r["mean_doc_tokens"]),
-                floored=bool(r["floored"]),
-            )
-            for r in aggregation.domains.to_dict("records")
-        ]
+        domains = [MixtureDomain(**_entry(r)) for r in aggregation.domains.to_dict("records")]
     mixture = Mixture(
         groups=groups,
         domains=domains,
