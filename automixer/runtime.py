@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +25,17 @@ def prepare_environment(home: Path | None = None) -> None:
     # The ephemeral server logs harmless database-pool cancellations when it stops at exit.
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit, so the at-exit hooks stop the ephemeral server.
+
+    Without this a terminated CLI (``kill``, a CI timeout) leaves the server process running.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 @contextlib.contextmanager
@@ -40,6 +54,7 @@ def embedded_prefect(home: Path | None = None) -> Iterator[str]:
     # and logs first (threading shutdown), then the server's at-exit hook stops it.
     server = SubprocessASGIServer()
     server.start(timeout=90)
+    _exit_cleanly_on_sigterm()
     os.environ["PREFECT_API_URL"] = server.api_url
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield server.api_url

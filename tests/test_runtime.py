@@ -1,0 +1,59 @@
+"""The embedded Prefect API: started once, and gone when the process that started it is terminated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import os, sys, time
+os.environ.pop("PREFECT_API_URL", None)
+from automixer.runtime import embedded_prefect
+with embedded_prefect() as url:
+    print(url, flush=True)
+    time.sleep(120)
+"""
+
+
+def _alive(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url + "/health", timeout=2)
+        return True
+    except Exception:
+        return False
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_ephemeral_server(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        assert _alive(url)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.time() + 20
+        while _alive(url) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not _alive(url), "the ephemeral Prefect server outlived the terminated process"
+    finally:
+        proc.kill()
