@@ -370,11 +370,17 @@ def deploy_cmd(
         list[str] | None, typer.Option("--name", help="deployment(s) to register (default: all)")
     ] = None,
     prefect_file: Annotated[Path, typer.Option(help="the project file")] = Path("deployments/prefect.yaml"),
+    pool: Annotated[
+        str | None,
+        typer.Option(
+            help="put the --name deployments on this work pool (e.g. a process pool of GPU machines)"
+        ),
+    ] = None,
 ) -> None:
     """Register the deployments (remix, score-shards, proxy-train) with the server in PREFECT_API_URL."""
     from automixer.deploy import deploy
 
-    for full in deploy(prefect_file, name or None):
+    for full in deploy(prefect_file, name or None, pool=pool):
         console.print(f"[green]registered[/] {full}")
 
 

@@ -201,6 +201,7 @@ def deploy(
     names: list[str] | None = None,
     *,
     root: Path | None = None,
+    pool: str | None = None,
     timeout_s: float = 600,
 ) -> list[str]:
     """Register deployments of ``prefect_yaml`` on the API in ``PREFECT_API_URL``.
@@ -208,6 +209,8 @@ def deploy(
     Runs ``prefect deploy`` from the project root (the folder the entrypoints are relative to), so
     what is registered is exactly what the documented command registers. ``names=None`` deploys
     all of them. ``root`` defaults to the nearest folder above the file that holds an entrypoint.
+    ``pool`` puts the named deployments on that work pool instead of the file's (``prefect deploy
+    --pool``), e.g. score-shards on a process pool of GPU machines rather than Kubernetes.
     Returns the registered deployments as ``flow/deployment``, read back from the API.
 
     Raises:
@@ -236,7 +239,13 @@ def deploy(
             f"Entrypoint files missing under {root}: {missing_files}",
             fix="deploy only the others (pass their names), or add the flow module",
         )
-    _check_work_pools(prefect_yaml, [defined[n] for n in wanted])
+    if pool is not None and names is None:
+        raise DeploymentError(
+            "A work pool override needs the deployments it applies to",
+            fix="pass their names too (automixer deploy --name score-shards --pool <pool>)",
+        )
+    chosen = [defined[n] if pool is None else {**defined[n], "work_pool": {"name": pool}} for n in wanted]
+    _check_work_pools(prefect_yaml, chosen)
 
     cmd = [*_prefect_command(), "--no-prompt", "deploy", "--prefect-file", str(prefect_yaml.resolve())]
     if names is None:
@@ -244,6 +253,8 @@ def deploy(
     else:
         for n in wanted:
             cmd += ["--name", n]
+    if pool is not None:
+        cmd += ["--pool", pool]
     env = {**_subprocess_env(), "COLUMNS": "1000"}  # one line per message: the names are read back below
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s)
     output = (proc.stdout or "") + (proc.stderr or "")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from automixer_core.aggregation import AggregationConfig
 from automixer_core.benchmarks import PAPER_BENCHMARKS, BenchmarkSpec
@@ -95,6 +95,44 @@ class PublishConfig(BaseModel):
     )
 
 
+class ExecutionConfig(BaseModel):
+    """Where the influence scoring runs (DESIGN §4). Not part of a mixture's identity: every mode
+    scores the same units into the same store keys, so the published mixture is the same."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["local", "workpool", "dask"] = Field(
+        "local",
+        description="local: in this process | workpool: one score-shards flow run per checkpoint × "
+        "shard batch on a Prefect work pool | dask: tasks on a Dask cluster, one GPU resource each",
+    )
+    deployment: str = Field(
+        "score-shards/score-shards",
+        description="workpool: the scoring deployment (flow/deployment) whose pool has the GPU workers",
+    )
+    dask_address: str | None = Field(
+        None,
+        description="dask: the scheduler address (tcp://host:8786); workers declare `--resources GPU=1`",
+    )
+    gpu_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="at most this many scoring units run at once, across every mode and machine "
+        "(a Prefect global concurrency limit; None: no limit)",
+    )
+    gpu_limit_name: str = Field("automixer-gpu", description="the name of that global concurrency limit")
+    poll_s: float = Field(2.0, gt=0, description="workpool: seconds between checks on the submitted runs")
+    timeout_s: float | None = Field(
+        None, gt=0, description="workpool: stop waiting for the scoring runs after this long (None: wait)"
+    )
+
+    @model_validator(mode="after")
+    def _dask_needs_an_address(self) -> ExecutionConfig:
+        if self.mode == "dask" and not self.dask_address:
+            raise ValueError("mode 'dask' needs dask_address (the scheduler, e.g. tcp://scheduler:8786)")
+        return self
+
+
 class RunConfig(BaseModel):
     """A whole AutoMixer run."""
 
@@ -119,6 +157,13 @@ class RunConfig(BaseModel):
     publish: PublishConfig = Field(
         default_factory=PublishConfig, description="what a published mixture carries"
     )
+    execution: ExecutionConfig = Field(
+        default_factory=ExecutionConfig, description="where the influence scoring runs"
+    )
+
+
+#: Sections that do not change what a run computes (where it is stored, where it runs).
+NOT_IN_IDENTITY = frozenset({"store", "execution"})
 
 
 def section_hash(section: BaseModel | dict[str, Any], *, exclude: set[str] | None = None) -> str:

@@ -50,3 +50,7 @@ class ModelError(AutoMixerError):
 
 class InfluenceError(AutoMixerError):
     """An influence estimator cannot run with what was given (e.g. Adam state absent)."""
+
+
+class ExecutionError(AutoMixerError):
+    """The scoring fan-out cannot reach its engine (work pool, Dask cluster) or a unit of it failed."""

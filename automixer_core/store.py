@@ -136,6 +136,20 @@ class Store:
                 ) from exc
             raise
 
+    def check_writable(self) -> None:
+        """Write and remove a probe object, so a missing bucket or read-only credentials fail here,
+        before any work is done, instead of after it."""
+        key = f".automixer-probe-{uuid.uuid4().hex}"
+        try:
+            self.write_bytes(key, b"")
+            self.delete(key)
+        except StorageError as exc:
+            raise StorageError(
+                f"The store {self.root!r} cannot be written: {exc.found}",
+                fix="create the bucket or folder, or correct `store:` in the run config "
+                "(for S3: AWS_ENDPOINT_URL and the credentials in the environment)",
+            ) from exc
+
     # --- reading -----------------------------------------------------------------------------
     def exists(self, key: str) -> bool:
         with self._guard("look up", key):

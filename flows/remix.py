@@ -14,13 +14,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 import automixer_core
 from automixer_core.benchmarks import benchmark_data_digest
-from automixer_core.config import RunConfig, section_hash
+from automixer_core.config import NOT_IN_IDENTITY, RunConfig, section_hash
 from automixer_core.errors import ConfigError
 from automixer_core.store import Store
+from flows.scoring import ScoringUnit, run_units
 from tasks.checkpoints import discover_task
 from tasks.corpus import shards_task
 from tasks.evaluate import evaluate_task
-from tasks.influence import query_task, score_task
+from tasks.influence import query_task
 from tasks.publish import latest_mixture, publish_task
 from tasks.reports import evaluation_report_task
 
@@ -41,6 +42,7 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         raise ConfigError(
             "The run config has no corpus section", fix="add corpus: {uri: <folder or s3:// prefix>}"
         )
+    Store(config.store).check_writable()  # a missing bucket fails now, not after the evaluations
     checkpoints = discover_task(config.checkpoints.uri, config.checkpoints.revision)
     specs = config.benchmarks.specs()
     shards = shards_task(config.corpus)
@@ -79,19 +81,13 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
     chosen: dict[str, list[str]] = {}
     for row in report["selection"]:
         chosen.setdefault(row["checkpoint"], []).append(row["benchmark"])
-    score_keys: dict[str, dict[str, list[str]]] = {}
     counts = {"evaluations": sum(r["computed"] for r in eval_results), "queries": 0, "shards_scored": 0}
-    # Progress in the UI: one unit per (artifact checkpoint, shard batch), scored or found in the store.
-    total_units = max(1, len(chosen) * len(_batches(shards, config.corpus.shards_per_task)))
-    done_units = 0
-    progress_id = cast(
-        UUID, create_progress_artifact(0.0, key="remix-scoring", description="shard batches scored or found")
-    )
+    batches = _batches(shards, config.corpus.shards_per_task)
+    queries: dict[str, dict[str, Any]] = {}
     for name, benches in sorted(chosen.items(), key=lambda kv: by_name[kv[0]]["step"]):
-        ckpt = by_name[name]
         query = query_task(
             config.store,
-            ckpt,
+            by_name[name],
             [spec_by_name[b] for b in sorted(benches)],
             config.influence,
             config.corpus,
@@ -101,23 +97,31 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         counts["queries"] += query["computed"]
         if query["computed"]:
             ran.append(f"query vectors ({query['computed']} of {sorted(benches)}) @ {name}")
-        futures = [
-            score_task.submit(
-                config.store, ckpt, query, batch, config.influence, config.corpus, config.evaluation.device
-            )
-            for batch in _batches(shards, config.corpus.shards_per_task)
-        ]
-        results = []
-        for f in futures:
-            results.append(f.result())
-            done_units += 1
-            update_progress_artifact(progress_id, 100.0 * done_units / total_units)
-        counts["shards_scored"] += sum(r["computed"] for r in results)
-        if any(r["computed"] for r in results):
-            ran.append(f"score {sum(r['computed'] for r in results)} of {len(shards)} shards @ {name}")
-        score_keys[ckpt["fingerprint"]] = {
-            b: [k for r in results for k in r["keys"][b]] for b in query["keys"]
-        }
+        queries[name] = query
+
+    # The fan-out: one unit per (artifact checkpoint, shard batch), wherever execution.mode says.
+    units = [ScoringUnit(by_name[name], query, batch) for name, query in queries.items() for batch in batches]
+    progress_id = cast(
+        UUID, create_progress_artifact(0.0, key="remix-scoring", description="shard batches scored or found")
+    )
+    done = [0]
+
+    def on_done() -> None:
+        done[0] += 1
+        update_progress_artifact(progress_id, 100.0 * done[0] / max(1, len(units)))
+
+    results = run_units(config, units, on_done)
+    if not units:
+        update_progress_artifact(progress_id, 100.0)
+    score_keys: dict[str, dict[str, list[str]]] = {}
+    for name in queries:
+        fp = by_name[name]["fingerprint"]
+        mine = [r for u, r in zip(units, results, strict=True) if u.checkpoint["fingerprint"] == fp]
+        scored = sum(r["computed"] for r in mine)
+        counts["shards_scored"] += scored
+        if scored:
+            ran.append(f"score {scored} of {len(shards)} shards @ {name}")
+        score_keys[fp] = {b: [k for r in mine for k in r["keys"][b]] for b in queries[name]["keys"]}
 
     published = publish_task(
         config.store,
@@ -127,7 +131,7 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         config.influence,
         config.aggregation,
         config.publish.exports,
-        section_hash(config, exclude={"store"}),
+        section_hash(config, exclude=set(NOT_IN_IDENTITY)),
         report["keys"]["capability.png"],
         inputs,
     )
@@ -141,12 +145,12 @@ def inputs_digest(
     shards: list[dict[str, Any]],
 ) -> str:
     """Digest of everything a mixture depends on: checkpoint fingerprints, benchmark data, corpus
-    shards, the config (less the store) and the code version. Equal digests mean nothing new."""
+    shards, the config (less the store and the execution mode) and the code version. Equal digests mean nothing new."""
     payload = {
         "checkpoints": sorted(c["fingerprint"] for c in checkpoints),
         "benchmarks": sorted(benchmark_digests),
         "shards": [s["digest"] for s in shards],
-        "config": section_hash(config, exclude={"store"}),
+        "config": section_hash(config, exclude=set(NOT_IN_IDENTITY)),
         "code": automixer_core.__version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

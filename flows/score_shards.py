@@ -17,10 +17,20 @@ def score_shards_flow(
 ) -> dict[str, Any]:
     """Score ``shards`` at ``checkpoint`` against the query vectors named in ``query`` (keys in the store).
 
-    Idempotent: shards already in the store are not scored again. Returns the score keys.
+    Idempotent: shards already in the store are not scored again. Holds one slot of the GPU
+    concurrency limit while scoring when ``config.execution.gpu_concurrency`` is set. Returns
+    ``{"keys", "computed", "busy"}`` as :func:`tasks.influence.score_task` does.
     """
     if config.corpus is None:
         raise ConfigError("The run config has no corpus section", fix="add corpus: {uri: ...}")
+    gpu_limit = config.execution.gpu_limit_name if config.execution.gpu_concurrency else None
     return score_task(
-        config.store, checkpoint, query, shards, config.influence, config.corpus, config.evaluation.device
+        config.store,
+        checkpoint,
+        query,
+        shards,
+        config.influence,
+        config.corpus,
+        config.evaluation.device,
+        gpu_limit,
     )

@@ -15,7 +15,7 @@ from automixer_core.config import section_hash
 from automixer_core.evaluation import EvalConfig, evaluate_benchmark
 from automixer_core.store import Store
 from tasks.keys import eval_key, examples_key
-from tasks.models import cached_model, resolve_device
+from tasks.models import exclusive_model, resolve_device
 
 
 @functools.lru_cache(maxsize=32)
@@ -51,12 +51,12 @@ def evaluate_task(
     if store.exists(key):
         return {"key": key, "computed": False}
     device = resolve_device(evaluation.device)
-    model, tokenizer = cached_model(checkpoint, device)
-    t0 = time.perf_counter()
-    result = evaluate_benchmark(
-        model, tokenizer, bench.eval_instances, config=evaluation.model_copy(update={"device": device})
-    )
-    seconds = time.perf_counter() - t0
+    with exclusive_model(checkpoint, device) as (model, tokenizer):
+        t0 = time.perf_counter()
+        result = evaluate_benchmark(
+            model, tokenizer, bench.eval_instances, config=evaluation.model_copy(update={"device": device})
+        )
+        seconds = time.perf_counter() - t0
     buf = io.BytesIO()
     result.per_example.to_parquet(buf, index=False)
     store.write_bytes(examples_key(key), buf.getvalue())

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import random
+import time
 from typing import Any
 
 import pandas as pd
 import torch
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
 
 from automixer_core.benchmarks import BenchmarkSpec
 from automixer_core.config import CorpusConfig
@@ -21,7 +24,7 @@ from automixer_core.store import Store
 from tasks.corpus import shard_documents
 from tasks.evaluate import cached_benchmark
 from tasks.keys import query_key, score_key
-from tasks.models import cached_model, resolve_device
+from tasks.models import exclusive_model, resolve_device
 
 SCORE_PREFIX = "score__"
 
@@ -97,26 +100,26 @@ def query_task(
     keys = {name: query_key(checkpoint["fingerprint"], name, h) for name, h in hashes.items()}
     missing = [name for name, key in keys.items() if not store.exists(key)]
     if missing:
-        model, tokenizer = cached_model(checkpoint, resolve_device(device))
-        queries = {name: gold_pairs(tokenizer, loaded[name].query_instances) for name in missing}
-        hessian_docs = _hessian_docs(corpus, shards, hessian, tokenizer) if hessian else None
-        optimizer_state = None
-        names_in_order = None
-        if influence.adam:
-            path = Store(checkpoint["uri"]).local_dir("") / "optimizer.pt"
-            if path.exists():
-                optimizer_state = torch.load(path, map_location="cpu", weights_only=True)
-                names_in_order = _optimizer_param_names(optimizer_state)
-        vectors = build_query_vectors(
-            model,
-            queries,
-            influence,
-            hessian_docs=hessian_docs,
-            optimizer_state=optimizer_state,
-            optimizer_param_names=names_in_order,
-            checkpoint_fingerprint=checkpoint["fingerprint"],
-            benchmark_digests={name: loaded[name].digest for name in missing},
-        )
+        with exclusive_model(checkpoint, resolve_device(device)) as (model, tokenizer):
+            queries = {name: gold_pairs(tokenizer, loaded[name].query_instances) for name in missing}
+            hessian_docs = _hessian_docs(corpus, shards, hessian, tokenizer) if hessian else None
+            optimizer_state = None
+            names_in_order = None
+            if influence.adam:
+                path = Store(checkpoint["uri"]).local_dir("") / "optimizer.pt"
+                if path.exists():
+                    optimizer_state = torch.load(path, map_location="cpu", weights_only=True)
+                    names_in_order = _optimizer_param_names(optimizer_state)
+            vectors = build_query_vectors(
+                model,
+                queries,
+                influence,
+                hessian_docs=hessian_docs,
+                optimizer_state=optimizer_state,
+                optimizer_param_names=names_in_order,
+                checkpoint_fingerprint=checkpoint["fingerprint"],
+                benchmark_digests={name: loaded[name].digest for name in missing},
+            )
         for name in missing:
             store.write_bytes(keys[name], vectors.select([name]).to_bytes())
         get_run_logger().info(
@@ -141,6 +144,14 @@ def _hessian_docs(
     return docs
 
 
+def unit_score_keys(
+    checkpoint: dict[str, Any], query: dict[str, Any], shards: list[dict[str, Any]]
+) -> dict[str, list[str]]:
+    """Store keys of a scoring unit's outputs: benchmark → one parquet key per shard, in shard order."""
+    fp = checkpoint["fingerprint"]
+    return {b: [score_key(fp, b, h, s["digest"]) for s in shards] for b, h in query["hashes"].items()}
+
+
 @task(
     name="score-shards",
     cache_policy=NO_CACHE,
@@ -154,42 +165,55 @@ def score_task(
     influence: InfluenceConfig,
     corpus: CorpusConfig,
     device: str = "auto",
+    gpu_limit: str | None = None,
 ) -> dict[str, Any]:
     """Score the documents of ``shards`` against the checkpoint's query vectors.
 
     One forward and one backward per batch gives every missing benchmark's column at once; the
     result is stored one parquet per (checkpoint, benchmark, shard) with columns
-    ``doc_id, domain, n_tokens, loss, score__<benchmark>``. Returns ``{"keys": {bench: [key per
-    shard]}, "computed": shard scorings run}``.
+    ``doc_id, domain, n_tokens, loss, score__<benchmark>``. With ``gpu_limit``, the scoring holds
+    one slot of that Prefect global concurrency limit (which must exist) while it runs.
+
+    Returns ``{"keys": {bench: [key per shard]}, "computed": shard scorings run, "busy": [start,
+    end] epoch seconds while scoring (None when nothing was missing)}``.
     """
     store = Store(store_uri)
-    fp = checkpoint["fingerprint"]
-    keys = {b: [score_key(fp, b, h, s["digest"]) for s in shards] for b, h in query["hashes"].items()}
+    keys = unit_score_keys(checkpoint, query, shards)
     computed = 0
+    busy: list[float] | None = None
     vectors_cache: dict[str, QueryVectors] = {}
-    for i, shard in enumerate(shards):
-        missing = [b for b in keys if not store.exists(keys[b][i])]
-        if not missing:
-            continue
-        model, tokenizer = cached_model(checkpoint, resolve_device(device))
-        for b in missing:
-            if b not in vectors_cache:
-                vectors_cache[b] = QueryVectors.from_bytes(store.read_bytes(query["keys"][b]))
-        vectors = QueryVectors.concat([vectors_cache[b] for b in missing])
-        docs = list(shard_documents(corpus, shard))
-        texts = ((d.id, d.text[: corpus.max_doc_chars]) for d in docs)
-        result = score_documents(
-            model, ((i, tokenizer(t)["input_ids"]) for i, t in texts), vectors, influence
-        )
-        base = {
-            "doc_id": result.doc_ids,
-            "domain": [d.group for d in docs],
-            "n_tokens": result.n_tokens,
-            "loss": result.loss,
-        }
-        for j, name in enumerate(result.query_names):
-            buf = io.BytesIO()
-            pd.DataFrame({**base, f"{SCORE_PREFIX}{name}": result.scores[:, j]}).to_parquet(buf, index=False)
-            store.write_bytes(keys[name][i], buf.getvalue())
-        computed += 1
-    return {"keys": keys, "computed": computed}
+    with contextlib.ExitStack() as slot:
+        for i, shard in enumerate(shards):
+            missing = [b for b in keys if not store.exists(keys[b][i])]
+            if not missing:
+                continue
+            if busy is None:
+                if gpu_limit is not None:
+                    slot.enter_context(concurrency(gpu_limit, occupy=1, strict=True))
+                busy = [time.time(), 0.0]
+            for b in missing:
+                if b not in vectors_cache:
+                    vectors_cache[b] = QueryVectors.from_bytes(store.read_bytes(query["keys"][b]))
+            vectors = QueryVectors.concat([vectors_cache[b] for b in missing])
+            docs = list(shard_documents(corpus, shard))
+            texts = ((d.id, d.text[: corpus.max_doc_chars]) for d in docs)
+            with exclusive_model(checkpoint, resolve_device(device)) as (model, tokenizer):
+                result = score_documents(
+                    model, ((d, tokenizer(t)["input_ids"]) for d, t in texts), vectors, influence
+                )
+            base = {
+                "doc_id": result.doc_ids,
+                "domain": [d.group for d in docs],
+                "n_tokens": result.n_tokens,
+                "loss": result.loss,
+            }
+            for j, name in enumerate(result.query_names):
+                buf = io.BytesIO()
+                pd.DataFrame({**base, f"{SCORE_PREFIX}{name}": result.scores[:, j]}).to_parquet(
+                    buf, index=False
+                )
+                store.write_bytes(keys[name][i], buf.getvalue())
+            computed += 1
+        if busy is not None:
+            busy[1] = time.time()
+    return {"keys": keys, "computed": computed, "busy": busy}

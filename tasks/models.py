@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -11,6 +13,7 @@ from automixer_core.checkpoints import CheckpointRef, load_checkpoint
 
 _LOCK = threading.Lock()
 _CACHE: dict[str, tuple[Any, Any]] = {}  # "<fingerprint>@<device>" -> (model, tokenizer); one at a time
+_IN_USE: dict[int, threading.Lock] = {}  # id(model) -> held while hooks are attached to it
 
 
 def resolve_device(device: str) -> str:
@@ -38,3 +41,18 @@ def cached_model(checkpoint: dict[str, Any], device: str) -> tuple[Any, Any]:
             _CACHE.clear()
             _CACHE[key] = load_checkpoint(checkpoint_ref(checkpoint), device=device)
         return _CACHE[key]
+
+
+@contextlib.contextmanager
+def exclusive_model(checkpoint: dict[str, Any], device: str) -> Iterator[tuple[Any, Any]]:
+    """:func:`cached_model`, held by this thread alone for the block.
+
+    The influence engine attaches hooks to the model's modules, so two threads of one process (a
+    thread-pool task runner, a Dask worker with several threads) must not run it on one model
+    object at the same time; they take turns here instead.
+    """
+    model, tokenizer = cached_model(checkpoint, device)
+    with _LOCK:
+        lock = _IN_USE.setdefault(id(model), threading.Lock())
+    with lock:
+        yield model, tokenizer

@@ -35,3 +35,37 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="holds a list"):
         load_config(tmp_path / "list.yaml")
+
+
+def test_example_config_lists_every_option() -> None:
+    """configs/example.yaml is the reference: every field of every section appears in it."""
+    import yaml
+    from pydantic import BaseModel
+
+    example = Path(__file__).resolve().parents[1] / "configs" / "example.yaml"
+    raw = yaml.safe_load(example.read_text())
+
+    def missing(model: type[BaseModel], data: dict[str, object], prefix: str) -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            if name not in data:
+                out.append(prefix + name)
+                continue
+            sub = field.annotation
+            inner = [a for a in getattr(sub, "__args__", (sub,)) if isinstance(a, type)]
+            for a in inner:
+                if issubclass(a, BaseModel) and isinstance(data[name], dict):
+                    out += missing(a, data[name], f"{prefix}{name}.")  # type: ignore[arg-type]
+        return out
+
+    assert missing(RunConfig, raw, "") == []
+
+
+def test_dask_mode_needs_a_scheduler_address(tmp_path: Path) -> None:
+    bad = tmp_path / "dask.yaml"
+    bad.write_text("checkpoints: {uri: x}\nexecution: {mode: dask}\n")
+    with pytest.raises(ConfigError, match=r"field 'execution'.*needs dask_address"):
+        load_config(bad)
+    bad.write_text("checkpoints: {uri: x}\nexecution: {mode: ray}\n")
+    with pytest.raises(ConfigError, match=r"execution\.mode.*ray"):
+        load_config(bad)

@@ -92,6 +92,18 @@ def test_unreachable_bucket_is_a_clear_error(s3_endpoint: str) -> None:
     assert "no-such-bucket" in str(err.value)
 
 
+def test_check_writable_leaves_nothing_and_names_a_missing_bucket(store: Store, s3_endpoint: str) -> None:
+    store.write_text("kept.txt", "x")
+    store.check_writable()
+    assert store.list() == ["kept.txt"]  # the probe is gone
+    missing = Store(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/am")
+    with pytest.raises(
+        StorageError, match=r"The store 's3://no-such-bucket-\w+/am' cannot be written"
+    ) as err:
+        missing.check_writable()
+    assert "create the bucket" in str(err.value)
+
+
 def test_credentials_never_appear_in_uris_or_errors(s3_endpoint: str) -> None:
     store = Store(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}")
     with pytest.raises(StorageError) as err:

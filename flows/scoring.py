@@ -1,0 +1,270 @@
+"""The scoring fan-out: (checkpoint, shard batch) units run here, on a Prefect work pool, or on Dask.
+
+Every mode runs the same task (:func:`tasks.influence.score_task`) on the same units and writes
+the same store keys, so the published mixture does not depend on the mode (DESIGN §4):
+
+- ``local``: tasks on the remix flow's own task runner, in this process.
+- ``workpool``: one run of the ``score-shards`` deployment per unit, created with an idempotency
+  key built from the unit's digests (submitting twice gives the same run), awaited, and read back
+  from the shared store.
+- ``dask``: tasks on a Dask cluster through prefect-dask, each asking for one ``GPU`` resource,
+  so a worker declaring ``--resources GPU=1`` runs one unit at a time.
+
+A unit whose outputs are all in the store is not submitted at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from prefect import get_run_logger
+from prefect.client.schemas.objects import FlowRun
+
+import automixer_core
+from automixer_core.config import RunConfig
+from automixer_core.errors import ExecutionError
+from automixer_core.store import Store
+from tasks.influence import score_task, unit_score_keys
+
+#: Called once per unit when it is done (scored, or found in the store).
+OnDone = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class ScoringUnit:
+    """One checkpoint × one batch of shards: the unit of scoring, caching and submission."""
+
+    checkpoint: dict[str, Any]
+    query: dict[str, Any]
+    shards: list[dict[str, Any]]
+
+    def keys(self) -> dict[str, list[str]]:
+        return unit_score_keys(self.checkpoint, self.query, self.shards)
+
+    def missing_shards(self, store: Store) -> int:
+        """How many of the unit's shards lack at least one benchmark's scores in ``store``."""
+        keys = self.keys()
+        return sum(any(not store.exists(k[i]) for k in keys.values()) for i in range(len(self.shards)))
+
+    def digest(self) -> str:
+        """Digest of what the unit computes: checkpoint, query vectors, shards and code version."""
+        payload = {
+            "checkpoint": self.checkpoint["fingerprint"],
+            "queries": self.query["hashes"],
+            "shards": [s["digest"] for s in self.shards],
+            "code": automixer_core.__version__,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _gpu_limit(config: RunConfig) -> str | None:
+    return config.execution.gpu_limit_name if config.execution.gpu_concurrency else None
+
+
+def ensure_gpu_limit(config: RunConfig) -> None:
+    """Create or update the Prefect global concurrency limit of ``execution.gpu_concurrency``."""
+    if not config.execution.gpu_concurrency:
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(
+            config.execution.gpu_limit_name, config.execution.gpu_concurrency
+        )
+
+
+def _task_parameters(config: RunConfig, unit: ScoringUnit) -> dict[str, Any]:
+    assert config.corpus is not None
+    return {
+        "store_uri": config.store,
+        "checkpoint": unit.checkpoint,
+        "query": unit.query,
+        "shards": unit.shards,
+        "influence": config.influence,
+        "corpus": config.corpus,
+        "device": config.evaluation.device,
+        "gpu_limit": _gpu_limit(config),
+    }
+
+
+def run_units(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -> list[dict[str, Any]]:
+    """Score every unit in the mode of ``config.execution``; one ``{"keys", "computed"}`` per unit.
+
+    Raises:
+        ExecutionError: the engine cannot be reached, or units failed (the others are kept).
+    """
+    ensure_gpu_limit(config)
+    mode = config.execution.mode
+    if mode == "workpool":
+        return _run_on_workpool(config, units, on_done)
+    if mode == "dask":
+        return _run_on_dask(config, units, on_done)
+    futures = [score_task.submit(**_task_parameters(config, u)) for u in units]
+    results = []
+    for f in futures:
+        results.append(f.result())
+        on_done()
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# dask
+
+
+def _run_on_dask(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -> list[dict[str, Any]]:
+    import dask
+    from prefect_dask import DaskTaskRunner
+
+    address = str(config.execution.dask_address)
+    runner = DaskTaskRunner(address=address, client_kwargs={"timeout": "10s"})
+    try:
+        runner.__enter__()
+        client = runner.client
+    except (OSError, TimeoutError) as exc:
+        runner.__exit__(None, None, None)
+        raise ExecutionError(
+            f"Cannot reach the Dask scheduler at {address!r}: {type(exc).__name__}: {exc}",
+            fix="start it (dask scheduler) or correct execution.dask_address",
+        ) from None
+    try:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        gpus = sum(float(w.get("resources", {}).get("GPU", 0)) for w in workers.values())
+        if gpus < 1:
+            raise ExecutionError(
+                f"No worker of the Dask cluster at {address!r} declares a GPU resource "
+                f"({len(workers)} workers); a scoring task would wait forever",
+                fix=f"start one worker per GPU with: dask worker {address} --nworkers 1 --resources GPU=1",
+            )
+        # One GPU per scoring task: a worker declaring GPU=1 runs one unit at a time.
+        with dask.annotate(resources={"GPU": 1}):
+            futures = [runner.submit(score_task, parameters=_task_parameters(config, u)) for u in units]
+        results = []
+        for f in futures:
+            results.append(f.result())
+            on_done()
+        return results
+    finally:
+        runner.__exit__(None, None, None)
+
+
+# --------------------------------------------------------------------------------------------------
+# workpool
+
+
+def worker_config(config: RunConfig) -> RunConfig:
+    """``config`` with local relative paths made absolute, for flows running in another folder."""
+
+    def absolute(uri: str) -> str:
+        return uri if "://" in uri or Path(uri).is_absolute() else str(Path(uri).resolve())
+
+    update: dict[str, Any] = {"store": absolute(config.store)}
+    if config.corpus is not None:
+        update["corpus"] = config.corpus.model_copy(update={"uri": absolute(config.corpus.uri)})
+    update["checkpoints"] = config.checkpoints.model_copy(update={"uri": absolute(config.checkpoints.uri)})
+    return config.model_copy(update=update)
+
+
+def _submit(config: RunConfig, unit: ScoringUnit, params: dict[str, Any], store: Store) -> Any:
+    """The unit's run: an unfinished or successful run of an earlier attempt, else a new one.
+
+    Attempt ``n`` has idempotency key ``<unit digest>-<n>``; a submission repeated with the same
+    key gets the same run. Attempts that ended without the outputs (failed, crashed, cancelled,
+    or outputs gone from the store) are passed over, so a re-run after a failure starts one new run.
+    """
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    name = config.execution.deployment
+    base = f"automixer-score-{unit.digest()}"
+    for attempt in range(1000):
+        try:
+            run = run_deployment(
+                name=name,
+                parameters=params,
+                timeout=0,
+                idempotency_key=f"{base}-{attempt}",
+                tags=["automixer", "score-shards"],
+                as_subflow=True,
+            )
+        except ObjectNotFound:
+            raise ExecutionError(
+                f"No deployment {name!r} on the Prefect API",
+                fix="register it (automixer deploy --name score-shards) or correct execution.deployment",
+            ) from None
+        state = cast(FlowRun, run).state  # the sync call returns the run itself
+        if state is None or not state.is_final():
+            return cast(FlowRun, run)
+        if state.is_completed() and unit.missing_shards(store) == 0:
+            return cast(FlowRun, run)
+    raise ExecutionError(f"Unit {base} has failed 1000 times", fix="read the score-shards runs' logs")
+
+
+def _run_on_workpool(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -> list[dict[str, Any]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    logger = get_run_logger()
+    store = Store(config.store)
+    shipped = worker_config(config).model_dump(mode="json")
+    results: list[dict[str, Any] | None] = [None] * len(units)
+    pending: dict[Any, tuple[int, int, Any]] = {}  # run id → (unit index, shards to score, run)
+    for i, unit in enumerate(units):
+        missing = unit.missing_shards(store)
+        if missing == 0:
+            results[i] = {"keys": unit.keys(), "computed": 0}
+            on_done()
+            continue
+        params = {
+            "config": shipped,
+            "checkpoint": unit.checkpoint,
+            "query": unit.query,
+            "shards": unit.shards,
+        }
+        run = _submit(config, unit, params, store)
+        pending[run.id] = (i, missing, run)
+    if pending:
+        logger.info("Waiting for %d score-shards runs on %s", len(pending), config.execution.deployment)
+    deadline = None if config.execution.timeout_s is None else time.monotonic() + config.execution.timeout_s
+    failed: list[str] = []
+    with get_client(sync_client=True) as client:
+        while pending:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(pending)))
+            )
+            for run in runs:
+                if run.state is None or not run.state.is_final():
+                    continue
+                i, missing, _ = pending.pop(run.id)
+                still = units[i].missing_shards(store)
+                if run.state.is_completed() and still == 0:
+                    results[i] = {"keys": units[i].keys(), "computed": missing}
+                    on_done()
+                elif run.state.is_completed():
+                    failed.append(
+                        f"{run.name} completed but {still} shards have no scores in {config.store} "
+                        "(the worker wrote to another store: use a store both can reach, e.g. s3://)"
+                    )
+                else:
+                    failed.append(f"{run.name} ({run.id}) {run.state.name}: {run.state.message or ''}")
+            if pending and deadline is not None and time.monotonic() > deadline:
+                names = [str(r.name) for _, _, r in pending.values()]
+                raise ExecutionError(
+                    f"{len(pending)} score-shards runs unfinished after {config.execution.timeout_s:g}s: "
+                    f"{names}",
+                    fix="check that a worker polls the deployment's work pool; re-running remix waits "
+                    "on the same runs (same idempotency keys) and keeps every shard already scored",
+                )
+            if pending:
+                time.sleep(config.execution.poll_s)
+    if failed:
+        raise ExecutionError(
+            f"{len(failed)} of {len(units)} scoring units failed: " + "; ".join(failed),
+            fix="read those runs' logs; re-run remix: shards already scored are kept, failed units get a new run",
+        )
+    return [r for r in results if r is not None]
