@@ -206,7 +206,19 @@ def evaluate_cmd(
 
 
 def _remix(config: Any) -> dict[str, Any]:
+    from automixer.runtime import configured_api_url
+    from automixer_core.errors import ConfigError
     from flows.remix import remix_flow
+
+    if config.execution.mode == "workpool" and not configured_api_url():
+        _fail(
+            ConfigError(
+                "execution.mode is 'workpool' but PREFECT_API_URL is not set: this command would start "
+                "a private ephemeral Prefect API that no worker polls, and wait forever",
+                fix="export PREFECT_API_URL=http://<server>:4200/api (the server your GPU workers poll), "
+                "or set execution.mode to local or dask",
+            )
+        )
 
     t0 = time.perf_counter()
     out = _run(remix_flow, config)
@@ -412,6 +424,8 @@ def trigger_cmd(
     if not result.ok:
         err_console.print(f"[bold red]not completed:[/] {result.message}")
         raise typer.Exit(code=1)
+    if result.message and result.message != result.state_name:
+        console.print(f"{result.state_name}: {result.message}")
     if cfg is not None and Store(cfg.store).exists("mixtures/latest.json"):
         latest = Store(cfg.store).read_json("mixtures/latest.json")
         console.print(f"mixture {latest['id']}: {latest['uri']}")

@@ -362,7 +362,7 @@ def trigger(
             try:
                 result = state.result(raise_on_failure=False, retry_result_failure=False)
             except Exception as exc:  # result not persisted, or its storage unreachable from here
-                message = f"{name}; the flow's return value is not readable here ({type(exc).__name__})"
+                message = f"{message}; the flow's return value is not readable here ({type(exc).__name__})"
     return TriggerResult(
         flow_run_id=str(run.id),
         flow_run_name=str(run.name),

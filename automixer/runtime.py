@@ -38,13 +38,20 @@ def _exit_cleanly_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
+def configured_api_url(home: Path | None = None) -> str | None:
+    """The Prefect API set in the environment or profile (a server workers can poll), else None."""
+    prepare_environment(home)
+    from prefect.settings import PREFECT_API_URL
+
+    return os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value() or None
+
+
 @contextlib.contextmanager
 def embedded_prefect(home: Path | None = None) -> Iterator[str]:
     """Yield the URL of a Prefect API: the configured one, or an ephemeral one started here."""
-    prepare_environment(home)
+    url = configured_api_url(home)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    url = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
     if url:
         yield url
         return

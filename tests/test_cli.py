@@ -91,3 +91,22 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
     assert abs(sum(float(w) for w in blend[::2]) - 1) < 1e-6
     bad = runner.invoke(app, ["export", mixture_uri, "--format", "nonesuch"])
     assert bad.exit_code == 2 and "nonesuch" in bad.output
+
+
+def test_remix_in_workpool_mode_without_a_server_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No PREFECT_API_URL: the CLI would start a private API no worker polls; it says so instead."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"store: {tmp_path / 'store'}\ncheckpoints: {{uri: {tmp_path}}}\ncorpus: {{uri: {tmp_path}}}\n"
+        "execution: {mode: workpool}\n"
+    )
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        result = runner.invoke(app, ["remix", str(cfg)])
+    assert result.exit_code == 2, result.output
+    assert "execution.mode is 'workpool' but PREFECT_API_URL is not set" in " ".join(result.output.split())
+    assert not (tmp_path / "store").exists()  # nothing was started or written

@@ -127,8 +127,27 @@ def _flow_runs(deployment: str) -> list[Any]:
         )
 
 
-def _trigger(config: Path, key: str, timeout: int = 400) -> subprocess.CompletedProcess[str]:
-    """``automixer trigger remix`` as a CI job runs it."""
+def _set_deployment_config(name: str, config: dict[str, Any]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name(name)
+        client.update_deployment(dep.id, DeploymentUpdate(parameters={"config": config}))
+
+
+def _task_run_names(flow_run_id: Any) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return [r.name for r in runs]
+
+
+def _trigger(config: Path | None, key: str, timeout: int = 400) -> subprocess.CompletedProcess[str]:
+    """``automixer trigger remix`` as a CI job runs it (without a config: the deployment's own)."""
+    with_config = ["--config", str(config)] if config is not None else []
     return subprocess.run(
         [
             sys.executable,
@@ -136,8 +155,7 @@ def _trigger(config: Path, key: str, timeout: int = 400) -> subprocess.Completed
             "automixer",
             "trigger",
             "remix",
-            "--config",
-            str(config),
+            *with_config,
             "--key",
             key,
             "--timeout",
@@ -179,6 +197,11 @@ def test_workpool_mode_through_trigger_gives_the_local_mixture(
         again = _trigger(config, key, timeout=30)  # the same key: the same run, nothing started
         assert again.returncode == 0, again.stdout + again.stderr
 
+        # the nightly run: a new run with the deployment's own parameters (as edited in the UI)
+        _set_deployment_config("remix/remix", yaml.safe_load(config.read_text()))
+        nightly = _trigger(None, f"nightly-{uuid.uuid4().hex[:8]}")
+        assert nightly.returncode == 0, nightly.stdout + nightly.stderr + tail(cpu_logs)
+
         # a run that fails (its store is a bucket that does not exist) exits non-zero, saying why
         bad = tmp_path / "bad.yaml"
         bad.write_text(
@@ -191,6 +214,14 @@ def test_workpool_mode_through_trigger_gives_the_local_mixture(
     assert "Failed" in failed.stdout and "cannot be written" in failed.stdout + failed.stderr
 
     assert "Completed" in done.stdout and "mixture " in done.stdout
+    # nothing had changed: the nightly run ended "nothing new" and ran no evaluation or scoring task
+    assert "nothing new" in nightly.stdout
+    (nightly_run,) = [r for r in _flow_runs("remix/remix") if str(r.idempotency_key).startswith("nightly-")]
+    assert nightly_run.state.message == "nothing new"
+    # no --config: the run took the deployment's own parameters, as a scheduled run does
+    assert nightly_run.parameters == {"config": yaml.safe_load(config.read_text())}
+    ran = _task_run_names(nightly_run.id)
+    assert ran and not [n for n in ran if n.startswith(("evaluate", "queries", "score"))], ran
     assert "found (same idempotency key)" in again.stdout
     runs = [r for r in _flow_runs("remix/remix") if r.idempotency_key == key]
     assert len(runs) == 1, "two triggers with one key must be one run"
