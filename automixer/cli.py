@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -394,6 +395,43 @@ def deploy_cmd(
 
     for full in deploy(prefect_file, name or None, pool=pool):
         console.print(f"[green]registered[/] {full}")
+
+
+@command("schema")
+def schema_cmd(
+    deployment: Annotated[str, typer.Argument(help="deployment name (remix, or flow/deployment)")] = "remix",
+    prefect_file: Annotated[Path, typer.Option(help="the project file")] = Path("deployments/prefect.yaml"),
+    server: Annotated[
+        bool, typer.Option(help="read the registered deployment from PREFECT_API_URL, not the code")
+    ] = False,
+) -> None:
+    """The deployment's run form as the UI renders it: every field, its type, default and description."""
+    from automixer.deploy import (
+        DeploymentError,
+        form_fields,
+        local_parameter_schema,
+        parameter_schema,
+        read_prefect_yaml,
+    )
+
+    if server:
+        schema = parameter_schema(deployment)
+    else:
+        found = [
+            d
+            for d in read_prefect_yaml(prefect_file)["deployments"]
+            if d.get("name") == deployment.split("/")[-1]
+        ]
+        if not found:
+            raise DeploymentError(f"{prefect_file} defines no deployment named {deployment!r}")
+        schema = local_parameter_schema(str(found[0]["entrypoint"]))
+    table = Table(title=f"Run form of {deployment}")
+    for col in ("field", "type", "default", "description"):
+        table.add_column(col, overflow="fold")
+    for f in form_fields(schema):
+        default = json.dumps(f.default) if f.has_default and not f.type.startswith("section") else ""
+        table.add_row(f.path + (" *" if f.required else ""), f.type, default, f.description)
+    console.print(table)
 
 
 @command("trigger")

@@ -122,18 +122,14 @@ def _run_on_dask(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -
     from prefect_dask import DaskTaskRunner
 
     address = str(config.execution.dask_address)
-    runner = DaskTaskRunner(address=address, client_kwargs={"timeout": "10s"})
-    try:
-        runner.__enter__()
-        client = runner.client
-    except (OSError, TimeoutError) as exc:
-        runner.__exit__(None, None, None)
-        raise ExecutionError(
-            f"Cannot reach the Dask scheduler at {address!r}: {type(exc).__name__}: {exc}",
-            fix="start it (dask scheduler) or correct execution.dask_address",
-        ) from None
-    try:
-        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    with DaskTaskRunner(address=address, client_kwargs={"timeout": "10s"}) as runner:
+        try:
+            workers = runner.client.scheduler_info(n_workers=-1).get("workers", {})
+        except (OSError, TimeoutError) as exc:
+            raise ExecutionError(
+                f"Cannot reach the Dask scheduler at {address!r}: {type(exc).__name__}: {exc}",
+                fix="start it (dask scheduler) or correct execution.dask_address",
+            ) from None
         gpus = sum(float(w.get("resources", {}).get("GPU", 0)) for w in workers.values())
         if gpus < 1:
             raise ExecutionError(
@@ -149,8 +145,6 @@ def _run_on_dask(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -
             results.append(f.result())
             on_done()
         return results
-    finally:
-        runner.__exit__(None, None, None)
 
 
 # --------------------------------------------------------------------------------------------------

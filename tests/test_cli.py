@@ -110,3 +110,12 @@ def test_remix_in_workpool_mode_without_a_server_is_refused(
     assert result.exit_code == 2, result.output
     assert "execution.mode is 'workpool' but PREFECT_API_URL is not set" in " ".join(result.output.split())
     assert not (tmp_path / "store").exists()  # nothing was started or written
+
+
+def test_schema_prints_the_run_form_from_the_code() -> None:
+    result = runner.invoke(app, ["schema", "remix"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for text in ("config.execution.mode", "one of local, workpool, dask", "config.corpus.shard_docs"):
+        assert text in result.output
+    missing = runner.invoke(app, ["schema", "nope"])
+    assert missing.exit_code == 2 and "no deployment named 'nope'" in missing.output

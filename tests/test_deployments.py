@@ -21,7 +21,15 @@ import pytest
 import yaml
 from prefect import Flow, flow
 
-from automixer.deploy import DeploymentError, deploy, deployment_names, parameter_schema, trigger
+from automixer.deploy import (
+    DeploymentError,
+    deploy,
+    deployment_names,
+    form_fields,
+    local_parameter_schema,
+    parameter_schema,
+    trigger,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
@@ -220,36 +228,9 @@ def test_deploy_needs_existing_work_pools(prefect_api: None, tmp_path: Path) -> 
         deploy(path, ["remix"], root=REPO)
 
 
-def _undescribed(schema: dict[str, Any], root: str) -> list[str]:
-    """Dotted paths of fields without a description, as the UI's form shows them.
-
-    A field that refers to a section model counts as described when it has its own description or
-    the model has one (the UI merges the referenced definition into the field).
-    """
-    defs = schema.get("definitions") or schema.get("$defs") or {}
-
-    def ref_of(prop: dict[str, Any]) -> str | None:
-        candidates = [prop, prop.get("items") or {}]
-        for key in ("allOf", "anyOf", "oneOf"):
-            candidates += prop.get(key, [])
-        for c in candidates:
-            if isinstance(c, dict) and "$ref" in c:
-                return str(c["$ref"]).rsplit("/", 1)[-1]
-        return None
-
-    missing: list[str] = []
-
-    def walk(model: str, prefix: str, seen: frozenset[str]) -> None:
-        for name, prop in defs[model].get("properties", {}).items():
-            path = prefix + name
-            ref = ref_of(prop)
-            if not (prop.get("description") or (ref and defs.get(ref, {}).get("description"))):
-                missing.append(path)
-            if ref and ref not in seen and ref in defs:
-                walk(ref, path + ".", seen | {ref})
-
-    walk(root, "", frozenset({root}))
-    return missing
+def _undescribed(schema: dict[str, Any]) -> list[str]:
+    """Dotted paths of the run form's fields without a description (see automixer.deploy.form_fields)."""
+    return [f.path for f in form_fields(schema) if not f.description]
 
 
 def test_remix_parameter_schema_describes_every_field(remix_deployment: str) -> None:
@@ -262,8 +243,28 @@ def test_remix_parameter_schema_describes_every_field(remix_deployment: str) -> 
     for section in ("checkpoints", "benchmarks", "evaluation", "selection", "corpus", "influence"):
         assert section in defs["RunConfig"]["properties"]
     assert defs["CheckpointsConfig"]["properties"]["uri"]["description"]
-    missing = _undescribed(schema, "RunConfig")
+    missing = _undescribed(schema)
     assert missing == [], f"RunConfig fields without a description in the UI form: {missing}"
+
+
+def test_run_form_as_the_ui_renders_it(remix_deployment: str) -> None:
+    """The registered schema equals the one computed from the code, and its form has every section's
+    fields, typed, with defaults and descriptions (what `automixer schema` prints)."""
+    schema = parameter_schema(remix_deployment)
+    assert schema == local_parameter_schema(EXPECTED["remix"][0])
+    fields = {f.path: f for f in form_fields(schema)}
+    assert fields["config"].required and fields["config.checkpoints.uri"].required
+    mode = fields["config.execution.mode"]
+    assert (mode.type, mode.default) == ("one of local, workpool, dask", "local")
+    assert fields["config.execution.gpu_concurrency"].type == "integer | null"
+    assert fields["config.corpus"].type == "section | null"
+    assert not fields["config.benchmarks.names"].has_default  # a default factory: not in the schema
+    sections = {p.split(".")[1] for p in fields if p.count(".") == 2}
+    assert sections == {
+        "checkpoints", "benchmarks", "evaluation", "selection", "corpus", "influence", "aggregation",
+        "publish", "execution",
+    }  # fmt: skip
+    assert len(fields) > 50 and all(f.description for f in fields.values())
 
 
 def test_trigger_is_idempotent_and_reports_an_unfinished_run(remix_deployment: str) -> None:
