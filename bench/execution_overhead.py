@@ -6,7 +6,7 @@ timed remix is the scoring fan-out, the aggregation and the publish). Each mode 
 same store, without scores or mixtures; engines are started before the clock runs:
 
 - local: the remix flow's own thread, one unit after another;
-- workpool: 16 `score-shards` flow runs on a process pool served by ``--workers`` process workers
+- workpool: one `score-shards` flow run per unit (16 by default) on a process pool served by ``--workers`` process workers
   (each flow run is a fresh Python process: Prefect's process worker);
 - dask: a LocalCluster of ``--workers`` processes, each declaring one GPU resource.
 
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--workers", type=int, default=2, help="process workers / Dask workers")
     ap.add_argument("--docs-per-shard", type=int, default=10)
+    ap.add_argument("--shards-per-task", type=int, default=1, help="shards per scoring unit (flow run)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
@@ -95,7 +96,11 @@ def _run(args: argparse.Namespace, root: Path, data: Path) -> None:
                     "eval_limit": 16,
                     "query_limit": 16,
                 },
-                "corpus": {"uri": str(corpus), "shard_docs": args.docs_per_shard, "shards_per_task": 1},
+                "corpus": {
+                    "uri": str(corpus),
+                    "shard_docs": args.docs_per_shard,
+                    "shards_per_task": args.shards_per_task,
+                },
                 "influence": {"hessian_samples": 32, "batch_size": 8},
                 "aggregation": {"bootstrap": 50},
                 "execution": {"poll_s": 0.5, **execution},
@@ -143,12 +148,16 @@ def _run(args: argparse.Namespace, root: Path, data: Path) -> None:
                 assert a == b, f"{mode}: mixture.json differs"
 
     best = {m: min(t) for m, t in times.items()}
-    print(f"\nremix of 16 shards (scoring + publish), best of {args.repeats}, {args.workers} workers")
+    units = -(-16 // args.shards_per_task)
+    print(
+        f"\nremix of 16 shards in {units} units of {args.shards_per_task} (scoring + publish), "
+        f"best of {args.repeats}, {args.workers} workers"
+    )
     print(f"{'mode':10} {'wall s':>8} {'vs local':>9} {'per unit s':>11}")
     for mode, t in best.items():
-        extra = (t - best["local"]) / 16
+        extra = (t - best["local"]) / units
         print(f"{mode:10} {t:8.2f} {t / best['local']:8.2f}x {extra:+11.2f}")
-    print("per unit: (mode - local) / 16, the engine's cost per scoring unit; same mixture in every mode")
+    print("per unit: (mode - local) / units, the engine's cost per scoring unit; same mixture in every mode")
 
 
 if __name__ == "__main__":

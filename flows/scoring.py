@@ -139,7 +139,8 @@ def _run_on_dask(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -
             )
         # One GPU per scoring task: a worker declaring GPU=1 runs one unit at a time.
         with dask.annotate(resources={"GPU": 1}):
-            futures = [runner.submit(score_task, parameters=_task_parameters(config, u)) for u in units]
+            shipped = worker_config(config)  # Dask workers run in folders of their own
+            futures = [runner.submit(score_task, parameters=_task_parameters(shipped, u)) for u in units]
         results = []
         for f in futures:
             results.append(f.result())
