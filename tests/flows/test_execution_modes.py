@@ -254,6 +254,49 @@ def test_workpool_mode_through_trigger_gives_the_local_mixture(
     assert len(_flow_runs("score-shards/score-shards")) == before
 
 
+def test_workpool_waits_resumes_and_retries_only_failed_units(
+    prefect_api: None, run_dir: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    """No worker polls the pool: the remix gives up after timeout_s naming the runs; a re-run waits
+    on the same runs (same keys); a unit whose run failed gets one new run, the others do not."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Failed
+
+    ensure_pool(GPU_POOL)
+    deploy(PREFECT_YAML, ["score-shards"], pool=GPU_POOL)
+    store = str(tmp_path / "store")
+    cfg = RunConfig.model_validate(_raw_config(store, run_dir, shared_data, mode="workpool", timeout_s=1))
+
+    def mine() -> list[Any]:
+        return [
+            r for r in _flow_runs("score-shards/score-shards") if r.parameters["config"]["store"] == store
+        ]
+
+    try:
+        with pytest.raises(
+            ExecutionError, match=r"score-shards runs unfinished after 1s.*same idempotency keys"
+        ):
+            remix_flow(cfg)
+        first = mine()
+        assert first and all(str(r.idempotency_key).endswith("-0") for r in first)
+        with pytest.raises(ExecutionError, match="unfinished"):
+            remix_flow(cfg)
+        assert {r.id for r in mine()} == {r.id for r in first}  # the same runs, awaited again
+
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(first[0].id, Failed(message="GPU fell off the bus"), force=True)
+        with pytest.raises(ExecutionError, match="unfinished"):
+            remix_flow(cfg)
+        after = mine()
+        new = [r for r in after if r.id not in {f.id for f in first}]
+        assert len(new) == 1 and str(new[0].idempotency_key) == str(first[0].idempotency_key)[:-2] + "-1"
+        assert len(after) == len(first) + 1
+    finally:  # leave no scheduled run for the workers of other tests
+        with get_client(sync_client=True) as client:
+            for r in mine():
+                client.delete_flow_run(r.id)
+
+
 def test_worker_config_makes_local_paths_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     cfg = RunConfig.model_validate(
