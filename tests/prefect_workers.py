@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +30,18 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "PREFECT_WORKER_HEARTBEAT_SECONDS": "30",
         **(extra or {}),
     }
+
+
+def worker_command(
+    pool: str, *, limit: int | None = None, run_once: bool = False, name: str | None = None
+) -> list[str]:
+    """``prefect worker start`` for a process worker on ``pool``."""
+    cmd = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
+    if limit is not None:
+        cmd += ["--limit", str(limit)]
+    if name is not None:
+        cmd += ["--name", name]
+    return cmd + (["--run-once"] if run_once else [])
 
 
 @contextlib.contextmanager
@@ -48,21 +61,7 @@ def process_workers(pool: str, n: int, log_dir: Path, limit: int = 1) -> Iterato
             with log.open("wb") as out:
                 procs.append(
                     subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "prefect",
-                            "worker",
-                            "start",
-                            "--pool",
-                            pool,
-                            "--type",
-                            "process",
-                            "--limit",
-                            str(limit),
-                            "--name",
-                            f"{pool}-{i}",
-                        ],
+                        worker_command(pool, limit=limit, name=f"{pool}-{i}"),
                         env=env,
                         cwd=REPO,
                         stdout=out,
@@ -83,11 +82,11 @@ def tail(logs: list[Path], chars: int = 3000) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-chars:]}" for p in logs if p.exists())
 
 
-def ensure_pool(name: str, type_: str = "process") -> None:
+def ensure_pool(name: str, type_: str = "process", template: dict[str, Any] | None = None) -> None:
     """Create the work pool when it does not exist yet."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_work_pool(WorkPoolCreate(name=name, type=type_, base_job_template={}))
+        client.create_work_pool(WorkPoolCreate(name=name, type=type_, base_job_template=template or {}))

@@ -6,12 +6,10 @@ flow runs are created through the API, and one run is executed by a real process
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -30,6 +28,7 @@ from automixer.deploy import (
     parameter_schema,
     trigger,
 )
+from tests.prefect_workers import ensure_pool, worker_command
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
@@ -188,20 +187,11 @@ def test_ci_workflow_triggers_remix_idempotently_with_secrets() -> None:
 # on a real Prefect API
 
 
-def _ensure_pool(name: str, type_: str, template: dict[str, Any] | None = None) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
-
-    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_work_pool(WorkPoolCreate(name=name, type=type_, base_job_template=template or {}))
-
-
 @pytest.fixture(scope="module")
 def remix_deployment(prefect_api: None) -> str:
     """Every deployment of deployments/prefect.yaml registered by `prefect deploy` (through deploy())."""
-    _ensure_pool("automixer-cpu", "process")
-    _ensure_pool("automixer-gpu", "kubernetes", json.loads(GPU_TEMPLATE.read_text()))
+    ensure_pool("automixer-cpu", "process")
+    ensure_pool("automixer-gpu", "kubernetes", json.loads(GPU_TEMPLATE.read_text()))
     wanted = [n for n, (entry, _) in EXPECTED.items() if (REPO / entry.split(":")[0]).is_file()]
     names = deploy(PREFECT_YAML, None if len(wanted) == len(EXPECTED) else wanted)
     assert names == sorted(f"{n}/{n}" for n in wanted)  # each flow is named like its deployment
@@ -212,7 +202,7 @@ def test_gpu_pool_is_created_from_the_template(prefect_api: None) -> None:
     from prefect.client.orchestration import get_client
 
     template = json.loads(GPU_TEMPLATE.read_text())
-    _ensure_pool("automixer-gpu", "kubernetes", template)
+    ensure_pool("automixer-gpu", "kubernetes", template)
     with get_client(sync_client=True) as client:
         pool = client.read_work_pool("automixer-gpu")
     assert pool.type == "kubernetes"
@@ -330,7 +320,7 @@ def test_trigger_waits_for_a_worker_to_complete_the_run(prefect_api: None) -> No
     from prefect.utilities.callables import parameter_schema as flow_schema
 
     pool = f"automixer-test-{uuid.uuid4().hex[:8]}"
-    _ensure_pool(pool, "process")
+    ensure_pool(pool, "process")
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow(echo_flow)
         client.create_deployment(
@@ -350,18 +340,7 @@ def test_trigger_waits_for_a_worker_to_complete_the_run(prefect_api: None) -> No
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "AUTOMIXER_REPO": str(REPO)}
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "worker",
-            "start",
-            "--pool",
-            pool,
-            "--type",
-            "process",
-            "--run-once",
-        ],
+        worker_command(pool, run_once=True),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
