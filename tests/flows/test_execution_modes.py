@@ -16,12 +16,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pytest
 import yaml
 from prefect import flow
+from prefect.artifacts import Artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from automixer.deploy import deploy
@@ -350,9 +351,13 @@ def test_dask_mode_gives_the_local_mixture(
         gpu_concurrency=2,
         gpu_limit_name=f"gpu-{uuid.uuid4().hex[:6]}",
     )
-    result = remix_flow(RunConfig.model_validate(raw))
+    state = remix_flow(RunConfig.model_validate(raw), return_state=True)
+    result = state.result()
     assert result["id"] == local_result["id"]
     assert result["counts"] == local_result["counts"]
+    progress = cast(Artifact | None, Artifact.get("remix-scoring"))  # the UI's progress bar
+    assert progress is not None and float(cast(float, progress.data)) == 100.0
+    assert progress.flow_run_id == state.state_details.flow_run_id
     assert_same_mixture(store, local_result)
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(raw["execution"]["gpu_limit_name"])
