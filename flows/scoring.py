@@ -52,9 +52,11 @@ class ScoringUnit:
         keys = self.keys()
         return sum(any(not store.exists(k[i]) for k in keys.values()) for i in range(len(self.shards)))
 
-    def digest(self) -> str:
-        """Digest of what the unit computes: checkpoint, query vectors, shards and code version."""
+    def digest(self, store_uri: str) -> str:
+        """Digest of what the unit computes and where: checkpoint, query vectors, shards, code
+        version and the store its outputs go to (the same work for another store is another run)."""
         payload = {
+            "store": store_uri,
             "checkpoint": self.checkpoint["fingerprint"],
             "queries": self.query["hashes"],
             "shards": [s["digest"] for s in self.shards],
@@ -176,7 +178,7 @@ def _submit(config: RunConfig, unit: ScoringUnit, params: dict[str, Any], store:
     from prefect.exceptions import ObjectNotFound
 
     name = config.execution.deployment
-    base = f"automixer-score-{unit.digest()}"
+    base = f"automixer-score-{unit.digest(str(params['config']['store']))}"
     for attempt in range(1000):
         try:
             run = run_deployment(
