@@ -231,9 +231,15 @@ def _run_on_workpool(config: RunConfig, units: list[ScoringUnit], on_done: OnDon
     failed: list[str] = []
     with get_client(sync_client=True) as client:
         while pending:
-            runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(pending)))
-            )
+            ids = list(pending)
+            runs = [  # in pages: the API returns at most 200 runs a call
+                run
+                for start in range(0, len(ids), 200)
+                for run in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start : start + 200])),
+                    limit=200,
+                )
+            ]
             for run in runs:
                 if run.state is None or not run.state.is_final():
                     continue
