@@ -126,6 +126,11 @@ class ExecutionConfig(BaseModel):
         None, gt=0, description="workpool: stop waiting for the scoring runs after this long (None: wait)"
     )
 
+    @property
+    def gpu_limit(self) -> str | None:
+        """The concurrency limit each scoring task holds a slot of, or None when unbounded."""
+        return self.gpu_limit_name if self.gpu_concurrency else None
+
     @model_validator(mode="after")
     def _dask_needs_an_address(self) -> ExecutionConfig:
         if self.mode == "dask" and not self.dask_address:

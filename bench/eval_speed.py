@@ -33,10 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from automixer_core.benchmarks import BenchmarkSpec, MultipleChoiceInstance, load_benchmark  # noqa: E402
 from automixer_core.evaluation import EvalConfig, ScoreStats, score_instances  # noqa: E402
+from automixer_core.proxy import ProxyConfig  # noqa: E402
+from automixer_core.proxy.train import build_model  # noqa: E402
 from automixer_core.tokenizer import train_bpe_tokenizer  # noqa: E402
 
 MODELS = {
@@ -59,21 +61,8 @@ def build_checkpoint(data_dir: Path, size: str, out: Path) -> Path:
     """Save a random Llama of the given size with a BPE tokenizer trained on the corpus."""
     spec = MODELS[size]
     tok = train_bpe_tokenizer(_texts(data_dir), vocab_size=spec["vocab"])
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=spec["hidden"],
-        intermediate_size=spec["hidden"] * 4,
-        num_hidden_layers=spec["layers"],
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        bos_token_id=0,
-        eos_token_id=0,
-        pad_token_id=0,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out)
+    shape = ProxyConfig(hidden=spec["hidden"], layers=spec["layers"], heads=4, max_positions=1024)
+    build_model(shape, vocab_size=len(tok), eos_id=0).save_pretrained(out)  # the proxy's own Llama
     tok.save_pretrained(out)
     return out
 

@@ -72,17 +72,15 @@ def _run(args: argparse.Namespace, root: Path, data: Path) -> None:
 
     from automixer.deploy import deploy
     from automixer_core.config import RunConfig
-    from automixer_core.proxy import ProxyConfig, train_proxy
+    from automixer_core.proxy import train_proxy
     from flows.remix import remix_flow
+    from tests.fixtures_proxy import PROXY_RUN_CONFIG
     from tests.prefect_workers import ensure_pool, process_workers
 
     corpus = root / "corpus"
     _corpus(data / "corpus", corpus, files=8, docs=2 * args.docs_per_shard)  # 8 files × 2 shards = 16
-    proxy = ProxyConfig(
-        hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, vocab_size=2048, seq_len=128,
-        batch_size=16, steps=30, warmup=5, save_every=30, max_docs_per_group=60, tokenizer_docs=300,
-        seed=0, num_threads=1,
-    )  # fmt: skip
+    # the test suite's tiny proxy, trained for fewer steps: one checkpoint
+    proxy = PROXY_RUN_CONFIG.model_copy(update={"steps": 30, "warmup": 5, "save_every": 30})
     train_proxy(proxy, str(data / "corpus"), str(root / "run"), progress=False)
 
     def config(store: Path, **execution: Any) -> RunConfig:

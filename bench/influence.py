@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,26 +43,17 @@ from automixer_core.influence import (
     score_documents,
     select_blocks,
 )
+from automixer_core.proxy import ProxyConfig
+from automixer_core.proxy.train import build_model
 
 SIZES = {"d128": 128, "d256": 256}
 
 
 def make_model(hidden: int, vocab: int, layers: int, device: str) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=0,
-        eos_token_id=0,
-        pad_token_id=0,
+    shape = ProxyConfig(
+        hidden=hidden, layers=layers, heads=4, kv_heads=2, intermediate=hidden * 2, max_positions=512
     )
-    model = LlamaForCausalLM(cfg)
+    model = build_model(shape, vocab_size=vocab, eos_id=0)  # the proxy's own Llama, seed 0
     model.to(torch.device(device))  # type: ignore[arg-type]  # transformers types .to() oddly
     return model.eval()
 

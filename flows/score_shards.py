@@ -23,7 +23,6 @@ def score_shards_flow(
     """
     if config.corpus is None:
         raise ConfigError("The run config has no corpus section", fix="add corpus: {uri: ...}")
-    gpu_limit = config.execution.gpu_limit_name if config.execution.gpu_concurrency else None
     return score_task(
         config.store,
         checkpoint,
@@ -32,5 +31,5 @@ def score_shards_flow(
         config.influence,
         config.corpus,
         config.evaluation.device,
-        gpu_limit,
+        config.execution.gpu_limit,
     )

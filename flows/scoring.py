@@ -65,10 +65,6 @@ class ScoringUnit:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _gpu_limit(config: RunConfig) -> str | None:
-    return config.execution.gpu_limit_name if config.execution.gpu_concurrency else None
-
-
 def ensure_gpu_limit(config: RunConfig) -> None:
     """Create or update the Prefect global concurrency limit of ``execution.gpu_concurrency``."""
     if not config.execution.gpu_concurrency:
@@ -91,7 +87,7 @@ def _task_parameters(config: RunConfig, unit: ScoringUnit) -> dict[str, Any]:
         "influence": config.influence,
         "corpus": config.corpus,
         "device": config.evaluation.device,
-        "gpu_limit": _gpu_limit(config),
+        "gpu_limit": config.execution.gpu_limit,
     }
 
 

@@ -69,3 +69,10 @@ def test_dask_mode_needs_a_scheduler_address(tmp_path: Path) -> None:
     bad.write_text("checkpoints: {uri: x}\nexecution: {mode: ray}\n")
     with pytest.raises(ConfigError, match=r"execution\.mode.*ray"):
         load_config(bad)
+
+
+def test_gpu_limit_is_named_only_when_bounded() -> None:
+    from automixer_core.config import ExecutionConfig
+
+    assert ExecutionConfig().gpu_limit is None
+    assert ExecutionConfig(gpu_concurrency=2, gpu_limit_name="gpus").gpu_limit == "gpus"
