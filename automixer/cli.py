@@ -469,5 +469,11 @@ def trigger_cmd(
         console.print(f"mixture {latest['id']}: {latest['uri']}")
 
 
+# Commands defined in modules of their own register on ``app`` when imported here.
+from automixer import validate_cmd as _validate_cmd  # noqa: E402
+
+del _validate_cmd
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())

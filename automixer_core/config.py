@@ -21,6 +21,7 @@ from automixer_core.evaluation import EvalConfig
 from automixer_core.exports import FORMATS
 from automixer_core.influence import InfluenceConfig
 from automixer_core.selection import SelectionConfig
+from automixer_core.validation.config import ValidationConfig
 
 
 class CheckpointsConfig(BaseModel):
@@ -165,10 +166,14 @@ class RunConfig(BaseModel):
     execution: ExecutionConfig = Field(
         default_factory=ExecutionConfig, description="where the influence scoring runs"
     )
+    validation: ValidationConfig = Field(
+        default_factory=ValidationConfig,
+        description="automixer validate: target proxies trained on candidate mixtures",
+    )
 
 
 #: Sections that do not change what a run computes (where it is stored, where it runs).
-NOT_IN_IDENTITY = frozenset({"store", "execution"})
+NOT_IN_IDENTITY = frozenset({"store", "execution", "validation"})
 
 
 def section_hash(section: BaseModel | dict[str, Any], *, exclude: set[str] | None = None) -> str:

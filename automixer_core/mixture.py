@@ -3,9 +3,13 @@
 A :class:`Mixture` holds the groups with their weights (token shares, sum 1), intervals, token
 and document counts, densities and ``driven_by`` breakdowns; optional per-domain weights; notes;
 and the provenance of the run. It serialises to JSON (``to_json`` / ``from_json``) with a schema
-``version``. Its ``id`` is a content hash: the first 16 hex digits of the sha256 of the canonical
-JSON (sorted keys, no whitespace) of everything except ``id`` itself and
-``provenance.created_at``, so the same inputs give the same id on any machine and at any time.
+``version``. Its ``id`` names the *inputs*: the first 16 hex digits of the sha256 of the canonical
+JSON of the provenance without its floats (checkpoint fingerprints, artifact choices, estimator,
+layers, config hash, inputs digest, code version). Float sums depend on thread counts, BLAS
+kernels and devices, so two machines can compute the same mixture with weights that differ in the
+last bits: they get the same id, and :func:`mixture_differences` compares their values to a
+stated tolerance (group membership exactly). ``content_digest`` hashes the exact values and
+guards the document against edits.
 
 The membership table (one row per document: ``doc_id, group, joint_score, n_tokens`` and
 optionally ``domain``) travels as parquet bytes beside the JSON (``membership_to_parquet`` /
@@ -22,6 +26,7 @@ from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -121,6 +126,7 @@ class Mixture(BaseModel):
 
     version: int = SCHEMA_VERSION
     id: str = ""
+    content_digest: str = Field("", description="sha256 (16 hex) of the exact values; empty in old documents")
     groups: list[MixtureGroup] = Field(min_length=1)
     domains: list[MixtureDomain] | None = None
     notes: list[str] = Field(default_factory=list)
@@ -146,15 +152,31 @@ class Mixture(BaseModel):
         return self
 
     # --- identity ----------------------------------------------------------------------------
+    def identity_hash(self) -> str:
+        """sha256 (16 hex) of what the mixture was computed from: the provenance without its floats.
+
+        Left out: ``created_at``, ``alpha`` (a function of the artifact steps and the config) and
+        each artifact's ``score`` (a float from the evaluation; the checkpoint chosen is kept).
+        """
+        prov = self.provenance.model_dump(mode="json", exclude={"created_at", "alpha"})
+        for artifact in prov["artifacts"]:
+            artifact.pop("score", None)
+        payload = {"version": self.version, "provenance": prov}
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
     def content_hash(self) -> str:
-        """sha256 (16 hex) of the canonical JSON without ``id`` and ``provenance.created_at``."""
-        data = self.model_dump(mode="json", exclude={"id": True, "provenance": {"created_at"}})
+        """sha256 (16 hex) of the canonical JSON of every value (floats exact), without ``id``,
+        ``content_digest`` and ``provenance.created_at``."""
+        data = self.model_dump(
+            mode="json", exclude={"id": True, "content_digest": True, "provenance": {"created_at"}}
+        )
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def with_id(self) -> Mixture:
-        """A copy whose ``id`` is its content hash."""
-        return self.model_copy(update={"id": self.content_hash()})
+        """A copy whose ``id`` is its identity hash and ``content_digest`` its content hash."""
+        return self.model_copy(update={"id": self.identity_hash(), "content_digest": self.content_hash()})
 
     # --- access ------------------------------------------------------------------------------
     @property
@@ -201,10 +223,17 @@ class Mixture(BaseModel):
                 expected=f"a mixture of schema version {SCHEMA_VERSION}",
                 fix="regenerate it with the publish step, or repair the field named",
             ) from exc
-        if verify_id and mixture.id != mixture.content_hash():
+        if verify_id and mixture.id != mixture.identity_hash():
             raise ConfigError(
-                f"Mixture id {mixture.id!r} does not match its content (hash {mixture.content_hash()!r})",
-                expected="an unedited document (the id is the hash of its content)",
+                f"Mixture id {mixture.id!r} does not match its provenance (hash {mixture.identity_hash()!r})",
+                expected="an unedited document (the id is the hash of the inputs in its provenance)",
+                fix="regenerate the mixture, or load with verify_id=False and save with .with_id()",
+            )
+        if verify_id and mixture.content_digest and mixture.content_digest != mixture.content_hash():
+            raise ConfigError(
+                f"Mixture {mixture.id!r}: content_digest {mixture.content_digest!r} does not match its "
+                f"content (hash {mixture.content_hash()!r})",
+                expected="an unedited document (content_digest is the hash of its values)",
                 fix="regenerate the mixture, or load with verify_id=False and save with .with_id()",
             )
         return mixture
@@ -307,3 +336,71 @@ def membership_from_parquet(data: bytes) -> pd.DataFrame:
     raw = (table.schema.metadata or {}).get(_PARQUET_META_KEY)
     df.attrs["mixture_id"] = json.loads(raw).get("mixture_id") if raw else None
     return df
+
+
+# --- sameness ------------------------------------------------------------------------------------
+#: Weights, intervals and densities of two computations of one mixture agree to this relative
+#: tolerance (float32 sums over a few thousand documents move the last 1-2 digits of 7; 1e-4 leaves
+#: two orders of margin) plus this absolute one (for values near 0).
+SAME_RTOL = 1e-4
+SAME_ATOL = 1e-7
+
+
+def _close(a: float, b: float, rtol: float, atol: float) -> bool:
+    return math.isclose(a, b, rel_tol=rtol, abs_tol=atol)
+
+
+def mixture_differences(
+    a: Mixture,
+    b: Mixture,
+    membership_a: pd.DataFrame | None = None,
+    membership_b: pd.DataFrame | None = None,
+    *,
+    rtol: float = SAME_RTOL,
+    atol: float = SAME_ATOL,
+) -> list[str]:
+    """What makes two mixtures *not* the same, in words; ``[]`` when they are the same.
+
+    The same mixture (docs/DECISIONS.md): equal ids (equal inputs), equal group and domain names,
+    token and document counts, floors and notes, exactly equal group membership of every document,
+    and weights, intervals, densities and per-document scores equal to ``rtol``/``atol``.
+    """
+    out: list[str] = []
+    if a.id != b.id:
+        out.append(f"id {a.id} != {b.id}")
+    for label, ea, eb in (("group", a.groups, b.groups), ("domain", a.domains or [], b.domains or [])):
+        if [e.name for e in ea] != [e.name for e in eb]:
+            out.append(f"{label} names {[e.name for e in ea]} != {[e.name for e in eb]}")
+            continue
+        for x, y in zip(ea, eb, strict=True):
+            for field in ("tokens", "documents", "floored"):
+                if getattr(x, field) != getattr(y, field):
+                    out.append(f"{label} {x.name}: {field} {getattr(x, field)} != {getattr(y, field)}")
+            pairs = [("weight", x.weight, y.weight), ("density", x.density, y.density)]
+            if (x.weight_ci is None) != (y.weight_ci is None):
+                out.append(f"{label} {x.name}: weight_ci {x.weight_ci} != {y.weight_ci}")
+            elif x.weight_ci is not None and y.weight_ci is not None:
+                pairs += [("weight_ci[0]", x.weight_ci[0], y.weight_ci[0])]
+                pairs += [("weight_ci[1]", x.weight_ci[1], y.weight_ci[1])]
+            for field, u, v in pairs:
+                if not _close(u, v, rtol, atol):
+                    out.append(f"{label} {x.name}: {field} {u!r} != {v!r} (rtol {rtol}, atol {atol})")
+    if a.notes != b.notes:
+        out.append(f"notes {a.notes} != {b.notes}")
+    if membership_a is not None and membership_b is not None:
+        ma = membership_a.set_index("doc_id").sort_index()
+        mb = membership_b.set_index("doc_id").sort_index()
+        if not ma.index.equals(mb.index):
+            out.append(f"membership documents differ ({len(ma)} vs {len(mb)})")
+            return out
+        moved = ma.index[ma["group"].to_numpy() != mb["group"].reindex(ma.index).to_numpy()]
+        if len(moved):
+            out.append(f"{len(moved)} documents in other groups, e.g. {list(moved[:3])}")
+        numeric = [c for c in ma.columns if c in mb.columns and pd.api.types.is_float_dtype(ma[c])]
+        for col in numeric:
+            xs = np.asarray(ma[col], dtype=np.float64)
+            ys = np.asarray(mb[col].reindex(ma.index), dtype=np.float64)
+            bad = ~(np.abs(xs - ys) <= atol + rtol * np.abs(ys))
+            if bad.any():
+                out.append(f"membership {col}: {int(bad.sum())} documents differ beyond rtol {rtol}")
+    return out

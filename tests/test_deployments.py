@@ -252,7 +252,7 @@ def test_run_form_as_the_ui_renders_it(remix_deployment: str) -> None:
     sections = {p.split(".")[1] for p in fields if p.count(".") == 2}
     assert sections == {
         "checkpoints", "benchmarks", "evaluation", "selection", "corpus", "influence", "aggregation",
-        "publish", "execution",
+        "publish", "execution", "validation",
     }  # fmt: skip
     assert len(fields) > 50 and all(f.description for f in fields.values())
 

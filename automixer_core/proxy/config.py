@@ -19,7 +19,7 @@ class ProxyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # --- model ---------------------------------------------------------------------------------
-    arch: Literal["llama"] = "llama"
+    arch: Literal["llama"] = Field("llama", description="model family (transformers.LlamaConfig)")
     hidden: int = Field(128, ge=8, description="model width d")
     layers: int = Field(4, ge=1, description="decoder layers")
     heads: int = Field(4, ge=1, description="attention heads (hidden must be divisible by heads)")
@@ -30,8 +30,8 @@ class ProxyConfig(BaseModel):
     max_positions: int = Field(
         2048, ge=8, description="positions the model accepts at evaluation (RoPE: no weights; ≥ seq_len)"
     )
-    tie_embeddings: bool = True
-    rope_theta: float = Field(10000.0, gt=0)
+    tie_embeddings: bool = Field(True, description="the output head shares the token embedding matrix")
+    rope_theta: float = Field(10000.0, gt=0, description="base of the rotary position frequencies")
 
     # --- optimisation --------------------------------------------------------------------------
     batch_size: int = Field(16, ge=1, description="sequences per step")
@@ -40,11 +40,11 @@ class ProxyConfig(BaseModel):
     warmup: int = Field(100, ge=0, description="linear warm-up steps")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final LR as a fraction of lr")
     weight_decay: float = Field(0.1, ge=0, description="AdamW decay (matrices only; not norms)")
-    beta1: float = Field(0.9, ge=0, lt=1)
-    beta2: float = Field(0.95, ge=0, lt=1)
-    eps: float = Field(1e-8, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1, description="AdamW first-moment decay")
+    beta2: float = Field(0.95, ge=0, lt=1, description="AdamW second-moment decay")
+    eps: float = Field(1e-8, gt=0, description="AdamW epsilon")
     grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm; None = no clipping")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the initialisation and of the data order")
 
     # --- checkpoints ---------------------------------------------------------------------------
     save_every: int = Field(100, ge=1, description="save a checkpoint every this many steps (and at the end)")
@@ -56,9 +56,11 @@ class ProxyConfig(BaseModel):
         description="sampling weight per group (token share): a dict, the path/URI of a mixture JSON "
         "({'groups': [{'name', 'weight'}, ...]}), or None for uniform over the corpus's groups",
     )
-    text_field: str = "text"
-    id_field: str = "id"
-    group_field: str = "domain"
+    text_field: str = Field("text", description="the document field holding the text")
+    id_field: str = Field("id", description="the document field holding its id")
+    group_field: str = Field(
+        "domain", description="the document field naming its group (else the folder name)"
+    )
     max_docs_per_group: int | None = Field(
         None, ge=1, description="read at most this many documents per group (the first in file order)"
     )
@@ -77,7 +79,7 @@ class ProxyConfig(BaseModel):
     num_threads: int | None = Field(
         None, ge=1, description="torch CPU threads; None = one per 128 of hidden, at most the cores"
     )
-    device: str = "cpu"
+    device: str = Field("cpu", description="torch device of the training (cpu, cuda, cuda:N)")
 
     @model_validator(mode="after")
     def _check_shapes(self) -> ProxyConfig:

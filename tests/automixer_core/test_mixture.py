@@ -18,6 +18,7 @@ from automixer_core.mixture import (
     Provenance,
     membership_from_parquet,
     membership_to_parquet,
+    mixture_differences,
     mixture_from_aggregation,
 )
 from automixer_core.plots import capability_emergence
@@ -104,7 +105,13 @@ def test_tampered_or_invalid_documents() -> None:
     raw["groups"][0]["tokens"] += 1
     with pytest.raises(ConfigError, match="does not match its content"):
         Mixture.from_json(json.dumps(raw))
-    assert Mixture.from_json(json.dumps(raw), verify_id=False).with_id().id != m.id
+    edited = Mixture.from_json(json.dumps(raw), verify_id=False).with_id()
+    assert edited.id == m.id  # the id names the inputs, which did not change
+    assert edited.content_digest != m.content_digest  # the values did
+    raw = json.loads(m.to_json())
+    raw["provenance"]["config_hash"] = "edited"
+    with pytest.raises(ConfigError, match="does not match its provenance"):
+        Mixture.from_json(json.dumps(raw))
 
     raw = json.loads(m.to_json())
     raw["groups"][0]["weight"] += 0.1
@@ -159,3 +166,30 @@ def test_report_is_self_contained() -> None:
     outside_images = re.sub(r"data:image/png;base64,[^\"]+", "", page)
     assert "http" not in outside_images and "<script" not in outside_images  # nothing fetched
     assert len(re.findall(r"data:image/png", render_report(m))) == 2  # no aggregation, no capability
+
+
+def test_same_mixture_means_same_inputs_membership_and_values_within_tolerance() -> None:
+    """Two computations of one mixture whose floats differ in the last bits are the same mixture;
+    a moved document, a changed count or a weight beyond the tolerance is not."""
+    agg = _aggregation()
+    m = mixture_from_aggregation(agg, _provenance())
+    membership = agg.membership.copy()
+    # float32 sums in another order: every value moves by a few ulps (relative 1e-7)
+    jitter = m.model_copy(
+        update={"groups": [g.model_copy(update={"density": g.density * (1 + 3e-7)}) for g in m.groups]}
+    ).with_id()
+    assert jitter.id == m.id and jitter.content_digest != m.content_digest
+    other_scores = membership.assign(joint_score=membership["joint_score"] * (1 + 5e-7))
+    assert mixture_differences(m, jitter, membership, other_scores) == []
+    # a weight beyond the tolerance, a document in another group, other counts: not the same
+    far = m.model_copy(
+        update={"groups": [g.model_copy(update={"density": g.density * 1.01 + 1}) for g in m.groups]}
+    )
+    assert any("density" in d for d in mixture_differences(m, far))
+    moved = membership.copy()
+    moved.loc[0, "group"] = "residual" if moved.loc[0, "group"] != "residual" else "A"
+    assert any("other groups" in d for d in mixture_differences(m, m, membership, moved))
+    counted = m.model_copy(update={"groups": [m.groups[0].model_copy(update={"tokens": 1}), *m.groups[1:]]})
+    assert any("tokens" in d for d in mixture_differences(m, counted))
+    other_inputs = mixture_from_aggregation(agg, _provenance(config_hash="other"))
+    assert any(d.startswith("id ") for d in mixture_differences(m, other_inputs))

@@ -1,0 +1,178 @@
+"""The validate flow on a real Prefect API: a tiny validation (2-3 candidates, 1 seed, 20 steps)
+checked for structure, caching, the paired statistics against a direct computation from the
+stored per-question results, and its errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from automixer_core.config import RunConfig
+from automixer_core.errors import ConfigError
+from automixer_core.mixture import Mixture, MixtureDomain, MixtureGroup, Provenance
+from automixer_core.store import Store
+from flows.validate import validate_flow
+
+pytestmark = pytest.mark.slow
+
+BENCHES = ["arc_easy", "piqa"]
+TARGET = {
+    "hidden": 32,
+    "layers": 1,
+    "heads": 2,
+    "intermediate": 64,
+    "vocab_size": 512,
+    "seq_len": 64,
+    "batch_size": 8,
+    "steps": 20,
+    "warmup": 2,
+    "save_every": 10,
+    "max_docs_per_group": 30,
+    "tokenizer_docs": 120,
+    "num_threads": 1,
+}
+
+
+def _config(store: str, data: Path, run: Path, **validation: Any) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "store": store,
+            "checkpoints": {"uri": str(run)},
+            "benchmarks": {"names": BENCHES, "data_dir": str(data), "eval_limit": 20, "query_limit": 8},
+            "corpus": {"uri": str(data / "corpus"), "max_docs_per_file": 10, "shard_docs": 10},
+            "validation": {
+                "candidates": ["uniform", "natural"],
+                "baselines": ["uniform"],
+                "seeds": 1,
+                "target": TARGET,
+                "bootstrap": 200,
+                **validation,
+            },
+        }
+    )
+
+
+def _hand_mixture(domains: dict[str, float]) -> Mixture:
+    prov = Provenance(
+        checkpoints=[], artifacts=[], estimator="datainf", layers="embed_head", alpha={}, config_hash="h"
+    )
+    total = sum(domains.values())
+    entries = [
+        MixtureDomain(name=n, weight=w / total, tokens=100, documents=1, density=w, mean_doc_tokens=100.0)
+        for n, w in domains.items()
+    ]
+    group = MixtureGroup(name="g", weight=1.0, tokens=100, documents=1, density=1.0, mean_doc_tokens=100.0)
+    return Mixture(groups=[group], domains=entries, provenance=prov).with_id()
+
+
+@pytest.fixture(scope="module")
+def validated(
+    prefect_api: None, shared_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("validate")
+    mixture_path = root / "mixture.json"
+    mixture_path.write_text(_hand_mixture({"math": 3.0, "howto": 1.0, "social": 1.0}).to_json())
+    cfg = _config(
+        str(root / "store"), shared_data, root / "no-run", candidates=["mixture", "uniform", "natural"]
+    )
+    out = validate_flow(cfg, str(mixture_path))
+    return {"out": out, "cfg": cfg, "mixture": str(mixture_path)}
+
+
+def test_validation_publishes_its_document_report_and_runs(validated: dict[str, Any]) -> None:
+    out, cfg = validated["out"], validated["cfg"]
+    store = Store(cfg.store)
+    doc = json.loads(store.read_text(f"validations/{out['id']}/validation.json"))
+    assert store.read_json("validations/latest.json")["id"] == out["id"]
+    assert out["counts"] == {"remixes": 0, "targets_trained": 3}
+    assert [c["name"] for c in doc["candidates_info"]] == ["mixture", "uniform", "natural"]
+    mixture_w = doc["candidates_info"][0]["weights"]
+    assert mixture_w["math"] == pytest.approx(0.6) and mixture_w["code"] == 0.0
+    natural = doc["candidates_info"][2]["weights"]
+    tokens = doc["corpus_tokens"]
+    assert natural["math"] == pytest.approx(tokens["math"] / sum(tokens.values()))
+    summary = doc["summary"]
+    assert sorted(summary["candidates"]) == ["mixture", "natural", "uniform"]
+    for cand in summary["candidates"]:
+        assert sorted(summary["final"][cand]["acc_norm"]) == sorted([*BENCHES, "mean"])
+        assert [p["step"] for p in summary["curves"][cand]] == [10, 20]
+    pairs = {(d["candidate"], d["baseline"]) for d in summary["differences"]}
+    assert pairs == {("mixture", "uniform"), ("natural", "uniform")}
+    html = store.read_text(f"validations/{out['id']}/report.html")
+    assert "Paired differences" in html and "<img" in html and "mixture − uniform" in html
+    # every target run is stored with per-question metrics per (checkpoint, benchmark)
+    runs = store.list("validations/runs")
+    assert sum(k.endswith("/run.json") for k in runs) == 3
+    assert sum(k.endswith(".parquet") for k in runs) == 3 * 2 * len(BENCHES)
+
+
+def test_paired_differences_equal_a_direct_computation_from_the_stored_questions(
+    validated: dict[str, Any],
+) -> None:
+    out, cfg = validated["out"], validated["cfg"]
+    store = Store(cfg.store)
+    doc = json.loads(store.read_text(f"validations/{out['id']}/validation.json"))
+    digest = {r["candidate"]: r["digest"] for r in doc["runs"]}
+
+    def questions(candidate: str, bench: str) -> pd.DataFrame:
+        return pd.read_parquet(
+            io.BytesIO(store.read_bytes(f"validations/runs/{digest[candidate]}/step-20/{bench}.parquet"))
+        ).sort_index()
+
+    deltas = []
+    for bench in BENCHES:
+        a, b = questions("mixture", bench), questions("uniform", bench)
+        assert a.index.equals(b.index) and len(a) == 20  # the same questions on both sides
+        delta = float(np.mean(a["gold_ll"].to_numpy() - b["gold_ll"].to_numpy()))
+        deltas.append(delta)
+        got = next(
+            d
+            for d in doc["summary"]["differences"]
+            if (d["candidate"], d["baseline"], d["metric"], d["benchmark"])
+            == ("mixture", "uniform", "gold_ll", bench)
+        )
+        assert got["delta"] == pytest.approx(delta, abs=1e-12)
+        assert got["lo"] <= got["delta"] <= got["hi"]
+    mean = next(
+        d
+        for d in doc["summary"]["differences"]
+        if (d["candidate"], d["baseline"], d["metric"], d["benchmark"])
+        == ("mixture", "uniform", "gold_ll", "mean")
+    )
+    assert mean["delta"] == pytest.approx(float(np.mean(deltas)), abs=1e-12)
+
+
+def test_a_rerun_trains_nothing_and_a_new_candidate_trains_only_itself(
+    validated: dict[str, Any], shared_data: Path
+) -> None:
+    cfg = validated["cfg"]
+    again = validate_flow(cfg, validated["mixture"])
+    assert again["counts"]["targets_trained"] == 0 and again["id"] == validated["out"]["id"]
+    more = cfg.model_copy(
+        update={
+            "validation": cfg.validation.model_copy(
+                update={"candidates": ["mixture", "uniform", "natural", "temperature"]}
+            )
+        }
+    )
+    out = validate_flow(more, validated["mixture"])
+    assert out["counts"]["targets_trained"] == 1 and out["id"] != validated["out"]["id"]
+
+
+def test_a_mixture_of_another_corpus_is_refused_before_any_training(
+    prefect_api: None, shared_data: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "other.json"
+    path.write_text(_hand_mixture({"poetry": 1.0, "math": 1.0}).to_json())
+    cfg = _config(
+        str(tmp_path / "store"), shared_data, tmp_path / "no-run", candidates=["mixture", "uniform"]
+    )
+    with pytest.raises(ConfigError, match=r"\['poetry'\] that the corpus does not have"):
+        validate_flow(cfg, str(path))
+    assert not Store(cfg.store).list("validations/runs")
