@@ -308,75 +308,6 @@ def export_cmd(
         sys.stdout.write(content.decode())
 
 
-@command("demo")
-def demo_cmd(
-    data: Annotated[
-        Path, typer.Option(help="folder with corpus/<domain>/*.jsonl and benchmarks/")
-    ] = DEFAULT_DATA,
-    out: Annotated[Path, typer.Option(help="where the demo writes everything")] = Path("runs/demo"),
-    steps: Annotated[int, typer.Option(help="proxy training steps")] = 480,
-    limit: Annotated[int, typer.Option(help="evaluation rows per benchmark")] = 200,
-    docs_per_domain: Annotated[int, typer.Option(help="corpus documents scored per domain")] = 100,
-) -> None:
-    """The main job on the embedded default: a proxy run on the real corpus, then the whole remix."""
-    from automixer_core.config import RunConfig
-    from automixer_core.proxy import ProxyConfig
-    from flows.proxy_train import proxy_train_flow
-
-    if not (data / "corpus").is_dir():
-        _fail(
-            FileNotFoundError(
-                f"{data}/corpus does not exist; pass --data DIR holding corpus/ and benchmarks/"
-            )
-        )
-    t0 = time.perf_counter()
-    proxy_dir = out / "proxy"
-    cfg = ProxyConfig(
-        hidden=64,
-        layers=2,
-        heads=4,
-        vocab_size=4096,
-        seq_len=128,
-        batch_size=16,
-        steps=steps,
-        warmup=steps // 10,
-        lr=3e-3,
-        save_every=max(1, steps // 8),
-        seed=0,
-        max_docs_per_group=1000,
-    )
-    if (proxy_dir / "proxy_run.json").exists():
-        console.print(
-            f"[cyan]Proxy run already in {proxy_dir}; reusing it (delete the folder to retrain).[/]"
-        )
-    else:
-        console.rule("1. Proxy run")
-        result = _run(proxy_train_flow, str(data / "corpus"), str(proxy_dir), cfg, overwrite=True)
-        console.print(
-            f"[green]Trained[/] {result['num_params']:,} params, {len(result['checkpoints'])} checkpoints, "
-            f"{result['tokens_seen']:,} tokens at {result['tokens_per_second']:,.0f} tokens/s"
-        )
-    console.rule("2. Remix: evaluate, select, score, aggregate, publish")
-    run = RunConfig.model_validate(
-        {
-            "store": str(out / "store"),
-            "checkpoints": {"uri": str(proxy_dir)},
-            "benchmarks": {"data_dir": str(data), "eval_limit": limit, "query_limit": 64},
-            "corpus": {
-                "uri": str(data / "corpus"),
-                "max_docs_per_file": docs_per_domain,
-                "max_doc_chars": 2000,
-                "shard_docs": 50,
-            },
-            "influence": {"hessian_samples": 64, "max_length": 256},
-        }
-    )
-    report = _evaluate(run)
-    del report
-    _remix(run)
-    console.print(f"[bold green]Done[/] in {time.perf_counter() - t0:.0f}s.")
-
-
 @command("deploy")
 def deploy_cmd(
     name: Annotated[
@@ -470,9 +401,10 @@ def trigger_cmd(
 
 
 # Commands defined in modules of their own register on ``app`` when imported here.
+from automixer import demo as _demo  # noqa: E402
 from automixer import validate_cmd as _validate_cmd  # noqa: E402
 
-del _validate_cmd
+del _demo, _validate_cmd
 
 
 def main() -> None:  # pragma: no cover

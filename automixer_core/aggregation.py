@@ -14,9 +14,12 @@ The rules, with the choices that are ours (DESIGN §1 marks them so):
 
 - Step 4, joint influence: I_joint(x) = Σ_b α_b I_b(x) with α_b = s_(b) / Σ_b' s_(b') (``alpha:
   step``, the paper) or α_b = 1/B (``uniform``). If every step is 0, α falls back to uniform.
-- Step 5, groups: g(x) = argmax_b I_b(x) (ties go to the benchmark listed first). With
-  ``residual: true`` a document whose I_b(x) is negative (< 0) for every b goes to the group
-  ``residual`` instead. Benchmarks that win no document have no group (a note says so).
+- Step 5, groups: g(x) = argmax_b Ĩ_b(x) (ties go to the benchmark listed first), where Ĩ_b is
+  I_b scaled per benchmark by ``normalize`` (none: Ĩ = I; zscore; rank). With ``residual: true``
+  a harmful document goes to the group ``residual`` instead: by ``residual_rule:
+  negative_joint`` (default) one with I_joint(x) < ``residual_threshold`` (0) or negative for
+  every benchmark; by ``all_negative`` only one negative (< 0) for every b. Benchmarks that win
+  no document have no group (a note says so).
 - Step 6, density: ρ_g = (1/T_g) Σ_{x∈g} I_joint(x)·n_x with T_g = Σ_{x∈g} n_x (ρ_g = 0 when
   T_g = 0).
 - Step 6, weights with the floor m = ``min_weight`` (``floor_weights``): let ρ⁺ = max(ρ, 0).
@@ -68,7 +71,20 @@ class AggregationConfig(BaseModel):
     min_weight: float = Field(
         0.0, ge=0.0, lt=1.0, description="floor for every weight; groups with density ≤ 0 get exactly this"
     )
-    residual: bool = Field(True, description="put documents negative for every benchmark in `residual`")
+    residual: bool = Field(True, description="route documents by residual_rule to the group `residual`")
+    residual_rule: Literal["negative_joint", "all_negative"] = Field(
+        "negative_joint",
+        description="negative_joint: a document with I_joint < residual_threshold is harmful overall and "
+        "goes to residual | all_negative: only documents negative for every benchmark do",
+    )
+    residual_threshold: float = Field(
+        0.0, description="negative_joint: documents with I_joint below this go to residual"
+    )
+    normalize: Literal["none", "zscore", "rank"] = Field(
+        "none",
+        description="per-benchmark scaling of the scores before the argmax grouping (the joint influence "
+        "and densities stay raw): none | zscore (mean 0, std 1 per benchmark) | rank (percentile)",
+    )
     bootstrap: int = Field(200, ge=0, description="bootstrap resamples of documents (0: no intervals)")
     ci: float = Field(0.9, gt=0.0, lt=1.0, description="coverage of the percentile intervals")
     seed: int = Field(0, description="seed of the bootstrap resampling")
@@ -346,6 +362,32 @@ def _table(
 # --- the public entry point ---------------------------------------------------------------------
 
 
+def normalized_scores(mat: np.ndarray, method: Literal["none", "zscore", "rank"]) -> np.ndarray:
+    """The score matrix [N, B] as the grouping compares it: raw, z-scored per benchmark column
+    ((x − mean)/std, std 0 → 1), or ranked per column (average ranks / N, in (0, 1])."""
+    if method == "none" or len(mat) == 0:
+        return mat
+    if method == "zscore":
+        std = mat.std(axis=0)
+        return (mat - mat.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return np.column_stack(
+        [pd.Series(mat[:, b]).rank(method="average").to_numpy() for b in range(mat.shape[1])]
+    ) / len(mat)
+
+
+def _moved_note(
+    scores: pd.DataFrame, moved: np.ndarray, n: np.ndarray, domain_column: str, threshold: float
+) -> str:
+    where = ""
+    if domain_column in scores.columns:
+        by_domain = pd.Series(scores[domain_column].to_numpy()[moved]).value_counts()
+        where = " from " + ", ".join(f"{d} {c}" for d, c in by_domain.items())
+    return (
+        f"residual: {int(moved.sum())} documents ({int(n[moved].sum()):,} tokens) with joint influence "
+        f"below {threshold:g} but positive for some benchmark moved out of the weighted groups{where}"
+    )
+
+
 def aggregate(
     scores: pd.DataFrame,
     steps: Mapping[str, StepValue],
@@ -381,9 +423,16 @@ def aggregate(
     nb = len(benchmarks)
 
     # Step 5: groups (code nb = residual).
-    codes = np.argmax(mat, axis=1)
+    codes = np.argmax(normalized_scores(mat, config.normalize), axis=1)
     if config.residual:
-        codes = np.where((mat < 0).all(axis=1), nb, codes)
+        all_negative = (mat < 0).all(axis=1)
+        harmful = all_negative
+        if config.residual_rule == "negative_joint":
+            harmful = all_negative | (joint < config.residual_threshold)
+            moved = harmful & ~all_negative
+            if moved.any():
+                notes.append(_moved_note(scores, moved, n, domain_column, config.residual_threshold))
+        codes = np.where(harmful, nb, codes)
     all_names = [*benchmarks, RESIDUAL]
     counts = np.bincount(codes, minlength=nb + 1)
     present = [j for j in range(nb + 1) if counts[j] > 0]

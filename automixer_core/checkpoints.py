@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automixer_core.errors import CheckpointError, StorageError
+from automixer_core.errors import CheckpointError, ModelError, StorageError
 from automixer_core.store import Store
 
 if TYPE_CHECKING:
@@ -81,6 +81,27 @@ class DiscoveryResult:
     @property
     def steps(self) -> list[int]:
         return [c.step for c in self.checkpoints]
+
+
+def _check_unique_steps(checkpoints: list[CheckpointRef], where: str) -> None:
+    """Raise CheckpointError when two checkpoints resolve to the same training step (naming both)."""
+    by_step: dict[int, list[CheckpointRef]] = defaultdict(list)
+    for c in checkpoints:
+        by_step[c.step].append(c)
+    clashes = {step: refs for step, refs in sorted(by_step.items()) if len(refs) > 1}
+    if not clashes:
+        return
+    shown = "; ".join(
+        f"step {step}: " + " and ".join(repr(r.uri) for r in sorted(refs, key=lambda r: r.name))
+        for step, refs in clashes.items()
+    )
+    names = sorted(r.name for refs in clashes.values() for r in refs)
+    raise CheckpointError(
+        f"Checkpoints under {where!r} resolve to the same training step ({shown})",
+        expected="one checkpoint folder per step (the step picks the artifact model and weighs its benchmark)",
+        fix=f"remove or rename the duplicate folder among {names} (often a copy of the same checkpoint), "
+        "or keep one of them with revision=[...] (checkpoints.revision in the run config)",
+    )
 
 
 def parse_step(name: str) -> int | None:
@@ -185,6 +206,8 @@ def hub_checkpoints(
             expected="branches such as step1000, step2000",
             fix="pass revision=[...] with the revisions to use",
         )
+    # revisions that name no step all get step 0 on purpose; those that do must not collide
+    _check_unique_steps([c for c in result.checkpoints if parse_step(c.name) is not None], f"hf://{repo_id}")
     result.checkpoints.sort(key=lambda c: (c.step, c.name))
     return result
 
@@ -352,6 +375,7 @@ def discover_checkpoints(uri: str, *, revision: str | list[str] | None = None) -
             "(or holding trainer_state.json), each with config.json and *.safetensors/pytorch_model.bin",
             fix="point the URI at the run folder that holds the checkpoint folders",
         )
+    _check_unique_steps(result.checkpoints, uri)
     result.checkpoints.sort(key=lambda c: (c.step, c.name))
     return result
 
@@ -436,12 +460,30 @@ def load_checkpoint(
 
     Raises:
         CheckpointError: the checkpoint is missing, incomplete, or a weights file is corrupt
-            (the message names the file).
+            (the message names the file); the tokenizer has more tokens than the model has
+            input-embedding rows.
+        ModelError: the checkpoint is not a causal (decoder-only) LM (an encoder such as a BERT
+            masked-LM, or an encoder-decoder).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder, uri = _local_folder(ref)
     _check_weight_files(folder, uri)
+    try:
+        config = AutoConfig.from_pretrained(str(folder))
+    except Exception as exc:
+        raise CheckpointError(
+            f"Cannot read the config.json of checkpoint {uri!r}: {type(exc).__name__}: {exc}",
+            fix="check config.json (model_type must be one transformers knows); re-save the checkpoint",
+        ) from exc
+    problem = non_causal_reason(config)
+    if problem is not None:
+        raise ModelError(
+            f"Checkpoint {uri!r} is not a causal language model: it is {problem}",
+            expected="a causal (decoder-only) LM, e.g. *ForCausalLM such as Llama, GPT-2, GPT-NeoX, Qwen2, "
+            "Mistral; only those are supported",
+            fix="point checkpoints.uri at the checkpoints of a decoder-only LM training run",
+        )
     kwargs: dict[str, Any] = {}
     if dtype is not None:
         kwargs["dtype"] = dtype
@@ -471,4 +513,83 @@ def load_checkpoint(
             expected="tokenizer.json / tokenizer_config.json in the checkpoint folder",
             fix="save the tokenizer into the checkpoint (tokenizer.save_pretrained) or pass tokenizer=<folder>",
         ) from exc
+    _check_vocab_fits(model, tok, uri, None if tokenizer is None else str(tokenizer))
     return model, tok
+
+
+def _check_vocab_fits(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, uri: str, tok_uri: str | None
+) -> None:
+    """Raise CheckpointError when the tokenizer has more tokens than the model has embedding rows.
+
+    Such a token id would index past the embedding matrix (an IndexError deep inside evaluation).
+    """
+    try:
+        emb = model.get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return
+    weight = getattr(emb, "weight", None)
+    if weight is None or weight.dim() != 2:
+        return
+    rows, n_tok = int(weight.shape[0]), len(tok)
+    if n_tok > rows:
+        source = "its tokenizer" if tok_uri is None else f"the tokenizer {tok_uri!r}"
+        raise CheckpointError(
+            f"Checkpoint {uri!r}: {source} has {n_tok} tokens but the model's input embedding has only "
+            f"{rows} rows, so token ids {rows}..{n_tok - 1} have no embedding",
+            expected=f"a tokenizer of at most {rows} tokens (the one the model was trained with)",
+            fix="save the tokenizer the model was trained with into the checkpoint (or pass it as tokenizer=), "
+            "or resize the model's embeddings (model.resize_token_embeddings(len(tokenizer))) and re-save it",
+        )
+
+
+_NON_CAUSAL_HEADS = (
+    "ForMaskedLM",
+    "ForSequenceClassification",
+    "ForTokenClassification",
+    "ForQuestionAnswering",
+    "ForMultipleChoice",
+    "ForNextSentencePrediction",
+    "ForPreTraining",
+)
+
+
+def non_causal_reason(config: Any) -> str | None:
+    """Why a transformers config does not describe a causal (decoder-only) LM, or None when it does.
+
+    Refused: encoder-decoder models (``is_encoder_decoder``); checkpoints whose ``architectures``
+    are all non-causal heads (``BertForMaskedLM``, ``*ForSequenceClassification``, ...); encoder
+    families that transformers can load through ``AutoModelForCausalLM`` (BERT, RoBERTa, ...) but
+    that attend bidirectionally unless ``is_decoder`` is true.
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    model_type = str(getattr(config, "model_type", "") or "")
+    if getattr(config, "is_encoder_decoder", False):
+        return f"an encoder-decoder model (model_type {model_type!r})"
+    archs = [str(a) for a in (getattr(config, "architectures", None) or [])]
+    if archs and all(a.endswith(_NON_CAUSAL_HEADS) for a in archs):
+        return f"saved as {', '.join(archs)} (model_type {model_type!r}), not a causal LM head"
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False):
+        return (
+            f"a {model_type!r} encoder with is_decoder=false (bidirectional attention: every token sees "
+            "the ones after it)"
+        )
+    return None
+
+
+def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the model's parameters that hold a NaN or an infinity (``[]`` when all are finite).
+
+    Shared (tied) parameters are named once, by their first name in ``model.named_parameters()``.
+    Loading does not refuse such checkpoints: a run that diverged saved them, and selection marks
+    them as diverged.
+    """
+    import torch
+
+    out: list[str] = []
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if (p.is_floating_point() or p.is_complex()) and not bool(torch.isfinite(p).all()):
+                out.append(name)
+    return out

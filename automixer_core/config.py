@@ -49,6 +49,16 @@ class BenchmarksConfig(BaseModel):
     query_limit: int | None = Field(100, ge=1, description="influence query rows per benchmark")
     seed: int = Field(0, description="seed of the evaluation and query samples")
 
+    @model_validator(mode="after")
+    def _some_benchmark(self) -> BenchmarksConfig:
+        if not self.names and not self.custom:
+            raise ValueError(
+                "no benchmark to evaluate: names is empty and there are no custom benchmarks; "
+                f"list registered benchmarks under benchmarks.names (e.g. {', '.join(PAPER_BENCHMARKS[:2])}, "
+                "or leave names out for the paper's eight) or custom benchmark YAML files under benchmarks.custom"
+            )
+        return self
+
     def specs(self) -> list[BenchmarkSpec]:
         """One :class:`BenchmarkSpec` per benchmark, built-in then custom."""
         common: dict[str, Any] = {
@@ -83,6 +93,11 @@ class CorpusConfig(BaseModel):
         None,
         ge=1,
         description="score only the first N characters of each document (ours: demos and smoke runs)",
+    )
+    allow_empty: bool = Field(
+        False,
+        description="skip empty corpus files (no rows, or blank lines only) and domain folders without "
+        "files, with a warning; false: such files and folders are an error naming them",
     )
 
 

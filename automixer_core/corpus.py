@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import posixpath
 import zlib
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,8 @@ PARQUET_SUFFIXES = (".parquet",)
 CORPUS_SUFFIXES = JSONL_SUFFIXES + GZ_SUFFIXES + PARQUET_SUFFIXES
 
 _PARQUET_BATCH = 1024
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,18 +88,17 @@ def _is_corpus_file(key: str) -> bool:
     return name.endswith(CORPUS_SUFFIXES) and not name.startswith(".")
 
 
-def _resolve(uri: str) -> tuple[Store, list[str], list[str]]:
-    """The store to read from, the corpus-file keys under it and the other keys (for messages).
-
-    A URI that names a single file becomes a store at its parent folder with that one key.
-    """
+def _resolve_uri(uri: str) -> tuple[Store, list[str], list[str], bool]:
+    """:func:`_resolve`, plus whether the URI named a single file."""
     uri = str(uri)
+    single = False
     try:
         store = Store(uri)
         if store.fs.isfile(store.path()):
             parent, name = posixpath.split(uri.rstrip("/"))
             store = Store(parent or ".")
             keys = [name]
+            single = True
         else:
             keys = store.list("")
     except Exception as exc:  # StorageError, or a client error from the isfile probe
@@ -106,7 +108,52 @@ def _resolve(uri: str) -> tuple[Store, list[str], list[str]]:
         ) from exc
     files = [k for k in keys if _is_corpus_file(k)]
     others = [k for k in keys if not _is_corpus_file(k)]
+    return store, files, others, single
+
+
+def _resolve(uri: str) -> tuple[Store, list[str], list[str]]:
+    """The store to read from, the corpus-file keys under it and the other keys (for messages).
+
+    A URI that names a single file becomes a store at its parent folder with that one key.
+    """
+    store, files, others, _ = _resolve_uri(uri)
     return store, files, others
+
+
+def _empty_folders(store: Store, keys: list[str]) -> list[str]:
+    """Folders under the store's root that hold no file at all (outermost ones only, ``a/`` style).
+
+    Hidden folders (a name starting with ``.``) are ignored. On object stores a folder exists
+    only as a key prefix or a zero-byte ``folder/`` marker, so only such markers can be empty.
+    """
+    root = store.path().rstrip("/")
+    try:
+        found = store.fs.find(root, withdirs=True, detail=True)
+    except Exception as exc:
+        raise CorpusError(
+            f"Cannot list the folders of corpus {store.uri()!r}: {type(exc).__name__}: {exc}",
+            fix="check the corpus URI, that the storage is reachable and the credentials in the environment",
+        ) from exc
+    prefixes = set()
+    for key in keys:
+        parts = key.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            prefixes.add("/".join(parts[:i]))
+    empty = []
+    for path, info in found.items():
+        if info.get("type") != "directory":
+            continue
+        rel = posixpath.relpath(str(path).rstrip("/"), root)
+        if rel in (".", "") or rel.startswith("..") or any(p.startswith(".") for p in rel.split("/")):
+            continue
+        if rel not in prefixes:
+            empty.append(rel)
+    outer = [d for d in sorted(empty) if not any(d.startswith(e + "/") for e in empty if e != d)]
+    return [d + "/" for d in outer]
+
+
+def _shown(items: list[str]) -> str:
+    return ", ".join(items)
 
 
 def _no_files_error(uri: str, others: list[str]) -> CorpusError:
@@ -388,24 +435,60 @@ def _count_and_digest(store: Store, key: str) -> tuple[int, str]:
     return sum(1 for _ in _iter_json_rows(store, key, 0, None)), digest
 
 
-def make_shards(uri: str, max_docs: int) -> list[Shard]:
+def make_shards(uri: str, max_docs: int, *, allow_empty: bool = False) -> list[Shard]:
     """Cut the corpus into shards of at most ``max_docs`` documents, each within one file.
 
     Files are taken in sorted key order and cut into consecutive row ranges; the shards cover
     every row exactly once. Reads every file once (to count rows and hash its content).
+
+    Args:
+        uri: the corpus (a folder, prefix or single file).
+        max_docs: documents per shard.
+        allow_empty: skip empty corpus files (no rows, or blank lines only) and folders without
+            any file, listing them in a warning, instead of raising.
+
+    Raises:
+        CorpusError: no corpus file under ``uri``; with ``allow_empty`` false, empty files or
+            empty folders (all named in one message); no document at all.
     """
     if max_docs < 1:
         raise CorpusError(
             f"make_shards got max_docs={max_docs}", expected="max_docs >= 1", fix="pass a positive number"
         )
-    store, files, others = _resolve(uri)
+    store, files, others, single = _resolve_uri(uri)
     if not files:
         raise _no_files_error(uri, others)
     shards = []
+    empty_files: list[str] = []
     for key in files:
         rows, digest = _count_and_digest(store, key)
+        if rows == 0:
+            empty_files.append(key)
         for start in range(0, rows, max_docs):
             stop = min(rows, start + max_docs)
             sd = hashlib.sha256(f"{key}\0{digest}\0{start}\0{stop}".encode()).hexdigest()[:16]
             shards.append(Shard(file=key, start=start, stop=stop, digest=sd))
+    empty_dirs = [] if single else _empty_folders(store, files + others)
+    if empty_files or empty_dirs:
+        what = []
+        if empty_files:
+            what.append(
+                f"{len(empty_files)} empty file(s) (no rows, or blank lines only): {_shown(empty_files)}"
+            )
+        if empty_dirs:
+            what.append(f"{len(empty_dirs)} folder(s) without any file: {_shown(empty_dirs)}")
+        if not allow_empty:
+            raise CorpusError(
+                f"Corpus {uri!r} has " + "; and ".join(what),
+                expected="at least one document in every corpus file and at least one file in every domain folder",
+                fix="remove them (or write their documents, if a write is still in progress), "
+                "or set corpus.allow_empty: true to skip them with a warning",
+            )
+        logger.warning("Corpus %s: skipping %s (corpus.allow_empty is true)", uri, "; and ".join(what))
+    if not shards:
+        raise CorpusError(
+            f"Corpus {uri!r} holds no documents: every corpus file is empty ({_shown(empty_files)})",
+            expected="at least one document",
+            fix="point the corpus URI at the folder holding the documents, or write them there first",
+        )
     return shards

@@ -711,6 +711,8 @@ class BenchmarkResult:
     n: int
     per_example: pd.DataFrame = field(repr=False)
     stats: ScoreStats = field(default_factory=ScoreStats, repr=False)
+    gold_ll: float = float("nan")
+    gold_ll_stderr: float = float("nan")
 
     def metrics(self) -> dict[str, float | int]:
         """The summary numbers as a JSON-ready dict."""
@@ -719,8 +721,21 @@ class BenchmarkResult:
             "acc_stderr": self.acc_stderr,
             "acc_norm": self.acc_norm,
             "acc_norm_stderr": self.acc_norm_stderr,
+            "gold_ll": self.gold_ll,
+            "gold_ll_stderr": self.gold_ll_stderr,
             "n": self.n,
         }
+
+
+def gold_loglikelihoods(per_example: pd.DataFrame) -> list[float]:
+    """Per question, the gold choice's log-likelihood per character (nats/char): the mean over
+    questions is ``gold_ll``, which moves long before accuracy leaves chance."""
+    return [
+        float(lls[int(g)]) / float(lens[int(g)])
+        for g, lls, lens in zip(
+            per_example["gold"], per_example["logprobs"], per_example["choice_lengths"], strict=True
+        )
+    ]
 
 
 def predictions(logprobs: Sequence[float], choice_lengths: Sequence[int]) -> tuple[int, int]:
@@ -766,6 +781,7 @@ def summarize(
     )
     acc_list = df["correct"].tolist()
     norm_list = df["correct_norm"].tolist()
+    gold = gold_loglikelihoods(df)
     n = len(df)
     return BenchmarkResult(
         acc=float(np.mean(acc_list)) if n else float("nan"),
@@ -774,6 +790,8 @@ def summarize(
         acc_norm_stderr=mean_stderr(norm_list),
         n=n,
         per_example=df,
+        gold_ll=float(np.mean(gold)) if n else float("nan"),
+        gold_ll_stderr=mean_stderr(gold),
     )
 
 

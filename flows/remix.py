@@ -134,6 +134,7 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         section_hash(config, exclude=set(NOT_IN_IDENTITY)),
         report["keys"]["capability.png"],
         inputs,
+        min((f for q in queries.values() if (f := q.get("parameter_fraction")) is not None), default=None),
     )
     return {**published, "nothing_new": False, "counts": counts, "ran": ran, "report": report["uris"]}
 

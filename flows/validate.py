@@ -20,7 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 import automixer_core
 from automixer_core.benchmarks import benchmark_data_digest
 from automixer_core.config import RunConfig
-from automixer_core.errors import ConfigError
+from automixer_core.errors import ConfigError, ExecutionError
 from automixer_core.mixture import Mixture
 from automixer_core.store import Store
 from automixer_core.validation.candidates import (
@@ -127,9 +127,20 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
         for c, seed, digest in units
     ]
     results = []
-    for i, f in enumerate(futures):
-        results.append(f.result())
+    failed = []
+    for i, ((c, seed, _), f) in enumerate(zip(units, futures, strict=True)):
+        try:
+            results.append(f.result())
+        except Exception as exc:  # every other unit is awaited and kept before this is reported
+            failed.append(f"{c.name} seed {seed} ({type(exc).__name__}: {exc})")
         update_progress_artifact(progress, 100.0 * (i + 1) / len(futures))
+    if failed:
+        raise ExecutionError(
+            f"{len(failed)} of {len(units)} target runs failed: " + "; ".join(failed),
+            expected="every candidate to train and evaluate",
+            fix="fix the cause named above and run validate again: the finished runs are kept in the "
+            "store and will not be trained again",
+        )
 
     runs = []
     per_question = {}

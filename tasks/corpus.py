@@ -35,7 +35,7 @@ def shards_task(corpus: CorpusConfig) -> list[dict[str, Any]]:
 
     With ``max_docs_per_file`` only the first rows of each file are kept (shards cut at that row).
     """
-    shards = make_shards(corpus.uri, corpus.shard_docs)
+    shards = make_shards(corpus.uri, corpus.shard_docs, allow_empty=corpus.allow_empty)
     out: list[dict[str, Any]] = []
     for s in shards:
         stop = s.stop if corpus.max_docs_per_file is None else min(s.stop, corpus.max_docs_per_file)

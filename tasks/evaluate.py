@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from automixer_core.benchmarks import Benchmark, BenchmarkSpec, benchmark_data_digest, load_benchmark
+from automixer_core.checkpoints import nonfinite_parameters
 from automixer_core.config import section_hash
 from automixer_core.evaluation import EvalConfig, evaluate_benchmark
 from automixer_core.store import Store
@@ -52,11 +54,22 @@ def evaluate_task(
         return {"key": key, "computed": False}
     device = resolve_device(evaluation.device)
     with exclusive_model(checkpoint, device) as (model, tokenizer):
+        nonfinite = nonfinite_parameters(model)
+        if nonfinite:
+            return _diverged(
+                store,
+                key,
+                checkpoint,
+                bench,
+                f"non-finite weights in {len(nonfinite)} parameter(s), e.g. {nonfinite[:3]}",
+            )
         t0 = time.perf_counter()
         result = evaluate_benchmark(
             model, tokenizer, bench.eval_instances, config=evaluation.model_copy(update={"device": device})
         )
         seconds = time.perf_counter() - t0
+    if not math.isfinite(result.gold_ll):
+        return _diverged(store, key, checkpoint, bench, "a non-finite benchmark loss (gold log-likelihood)")
     buf = io.BytesIO()
     result.per_example.to_parquet(buf, index=False)
     store.write_bytes(examples_key(key), buf.getvalue())
@@ -69,6 +82,7 @@ def evaluate_task(
         "benchmark": bench.name,
         "benchmark_digest": bench.digest,
         "eval_split": bench.eval_split,
+        "diverged": False,
         "seconds": seconds,
         "request_tokens": result.stats.request_tokens,
         "forward_tokens": result.stats.forward_tokens,
@@ -82,5 +96,39 @@ def evaluate_task(
         result.acc_norm,
         result.n,
         seconds,
+    )
+    return {"key": key, "computed": True}
+
+
+def _diverged(
+    store: Store, key: str, checkpoint: dict[str, Any], bench: Benchmark, why: str
+) -> dict[str, Any]:
+    """Record a diverged checkpoint: every metric NaN, ``diverged`` true and the reason. Selection
+    never chooses it; the evaluation table and the selection's reasons say why."""
+    nan = float("nan")
+    summary = {
+        "acc": nan,
+        "acc_stderr": nan,
+        "acc_norm": nan,
+        "acc_norm_stderr": nan,
+        "gold_ll": nan,
+        "gold_ll_stderr": nan,
+        "n": 0,
+        "checkpoint": checkpoint["name"],
+        "checkpoint_uri": checkpoint["uri"],
+        "step": checkpoint["step"],
+        "fingerprint": checkpoint["fingerprint"],
+        "benchmark": bench.name,
+        "benchmark_digest": bench.digest,
+        "eval_split": bench.eval_split,
+        "diverged": True,
+        "diverged_reason": why,
+        "seconds": 0.0,
+        "request_tokens": 0,
+        "forward_tokens": 0,
+    }
+    store.write_json(key, summary)
+    get_run_logger().warning(
+        "%s @ %s: diverged (%s); it will not be an artifact model", bench.name, checkpoint["name"], why
     )
     return {"key": key, "computed": True}

@@ -88,7 +88,9 @@ def query_task(
 
     Vectors are stored one per (checkpoint, benchmark), so a benchmark moving to another artifact
     checkpoint never invalidates the others; the missing ones are built together (one Hessian pass).
-    Returns ``{"hashes": {bench: hash}, "keys": {bench: key}, "computed": n}``.
+    Returns ``{"hashes": {bench: hash}, "keys": {bench: key}, "computed": n, "parameter_fraction": f}``
+    (the share of the model's parameters the layer selection covers; None for vectors stored
+    before it was recorded).
     """
     store = Store(store_uri)
     loaded = {spec.name: cached_benchmark(spec) for spec in benchmarks}
@@ -125,7 +127,14 @@ def query_task(
         get_run_logger().info(
             "Query vectors for %s at %s (%s)", missing, checkpoint["name"], influence.estimator
         )
-    return {"hashes": hashes, "keys": keys, "computed": len(missing)}
+    with store.open(next(iter(keys.values()))) as f:
+        fraction = QueryVectors.read_metadata(f).get("parameter_fraction")
+    return {
+        "hashes": hashes,
+        "keys": keys,
+        "computed": len(missing),
+        "parameter_fraction": float(fraction) if fraction is not None else None,
+    }
 
 
 def _hessian_docs(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -24,6 +24,9 @@ from automixer_core.report import render_report
 from automixer_core.store import Store
 from tasks.influence import SCORE_PREFIX
 from tasks.keys import LATEST_KEY, mixture_key
+
+#: Below this share of the parameters, ``all_linear`` has missed much of the model: say so.
+ALL_LINEAR_MIN_FRACTION = 0.5
 
 
 def _read_scores(store: Store, keys: list[str]) -> pd.DataFrame:
@@ -80,6 +83,7 @@ def publish_task(
     config_hash: str,
     capability_key: str | None = None,
     inputs_digest: str = "",
+    parameter_fraction: float | None = None,
 ) -> dict[str, Any]:
     """Aggregate, then write ``mixtures/<id>/`` (mixture.json, membership.parquet, exports/, report.html)
     and point ``mixtures/latest.json`` at it. Returns ``{id, uri, weights, written}``."""
@@ -89,7 +93,7 @@ def publish_task(
     selection["fingerprint"] = [by_name[c]["fingerprint"] for c in selection["checkpoint"]]
     scores = benchmark_scores(store, selection, score_keys)
     agg = aggregate(scores, artifact_steps(selection), aggregation)
-    provenance = {
+    provenance: dict[str, Any] = {
         "checkpoints": [
             {"name": c["name"], "step": c["step"], "fingerprint": c["fingerprint"]} for c in checkpoints
         ],
@@ -110,7 +114,17 @@ def publish_task(
         "inputs_digest": inputs_digest,
         "code_version": automixer_core.__version__,
     }
-    mixture: Mixture = mixture_from_aggregation(agg, provenance)
+    notes: list[str] = []
+    if parameter_fraction is not None:
+        provenance["parameter_fraction"] = round(parameter_fraction, 6)
+        if influence.layers == "all_linear" and parameter_fraction < ALL_LINEAR_MIN_FRACTION:
+            notes.append(
+                f"influence: layers all_linear covers only {parameter_fraction:.0%} of the model's parameters "
+                "(modules that are not nn.Linear, such as fused experts, are left out); list module patterns "
+                "under influence.layers to cover them"
+            )
+            get_run_logger().warning(notes[-1])
+    mixture: Mixture = mixture_from_aggregation(agg, provenance, notes=notes)
     latest = store.read_json(LATEST_KEY) if store.exists(LATEST_KEY) else None
     done_key = mixture_key(mixture.id, "mixture.json")
     written = False

@@ -6,15 +6,17 @@ import hashlib
 import io
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from automixer_core.evaluation import gold_loglikelihoods, mean_stderr
 from automixer_core.plots import capability_emergence
 from automixer_core.selection import SelectionConfig, select_artifacts
 from automixer_core.store import Store
-from tasks.keys import report_key
+from tasks.keys import examples_key, report_key
 
 SUMMARY_COLUMNS = ["checkpoint", "step", "benchmark", "acc", "acc_norm", "acc_stderr", "acc_norm_stderr", "n"]
 
@@ -22,6 +24,10 @@ SUMMARY_COLUMNS = ["checkpoint", "step", "benchmark", "acc", "acc_norm", "acc_st
 def evaluation_table(store: Store, keys: list[str]) -> pd.DataFrame:
     """Long table, one row per (checkpoint, benchmark), from the evaluation summaries."""
     rows = [store.read_json(k) for k in keys]
+    for key, row in zip(keys, rows, strict=True):
+        if "gold_ll" not in row:  # summaries written before gold_ll existed: from their questions
+            gold = gold_loglikelihoods(pd.read_parquet(io.BytesIO(store.read_bytes(examples_key(key)))))
+            row["gold_ll"], row["gold_ll_stderr"] = float(np.mean(gold)), mean_stderr(gold)
     df = pd.DataFrame(rows)
     return df.sort_values(["step", "benchmark"]).reset_index(drop=True)
 

@@ -116,24 +116,63 @@ def render_format(template: str, row: Mapping[str, Any]) -> str:
     return _PLACEHOLDER.sub(repl, template)
 
 
-def _render_jinja(template: str, row: Mapping[str, Any]) -> str:
+def _jinja_renderer(cfg: CustomBenchmarkConfig, source: str) -> Any:
+    """A row -> context function for a ``template: jinja`` prompt, rendered in a sandbox.
+
+    The template is compiled once by :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`: it can
+    read the row's fields and use filters, but not reach Python internals (``__globals__``,
+    ``__class__``, ...) nor mutate values, so a benchmark YAML cannot run code. An unsafe access
+    raises :class:`BenchmarkError` naming the YAML file (``source``) and the prompt.
+    """
     import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
     try:
-        return env.from_string(template).render(**row)
-    except jinja2.UndefinedError as exc:
-        raise RowError("prompt", f"refers to a field the row lacks ({exc.message})") from exc
+        template = env.from_string(cfg.prompt)
+    except jinja2.TemplateSyntaxError as exc:
+        raise BenchmarkError(
+            f"Custom benchmark {cfg.name!r} ({source}): its jinja prompt is not a valid template "
+            f"({exc.message}, line {exc.lineno})",
+            expected="a Jinja template such as 'Question: {{question}}\\nAnswer:'",
+            fix=f"correct 'prompt' in {source}",
+        ) from exc
+
+    def render(row: Mapping[str, Any]) -> str:
+        try:
+            return template.render(**row)
+        except jinja2.exceptions.SecurityError as exc:
+            raise BenchmarkError(
+                f"Custom benchmark {cfg.name!r} ({source}): its jinja prompt tries an unsafe operation "
+                f"({str(exc).rstrip('.')}); the template was stopped before it could run",
+                expected="a prompt that only reads the row's fields and uses filters "
+                "(e.g. {{question}}, {{choices.text[0]}}, {{ ctx | trim }})",
+                fix=f"remove the access to Python internals (attributes starting with '_', "
+                f"__globals__, os, ...) from 'prompt' in {source}",
+            ) from exc
+        except jinja2.UndefinedError as exc:
+            raise RowError("prompt", f"refers to a field the row lacks ({exc.message})") from exc
+
+    return render
 
 
-def make_builder(cfg: CustomBenchmarkConfig) -> Any:
-    """A row builder (row -> :class:`Prompt`) for a custom benchmark config."""
+def make_builder(cfg: CustomBenchmarkConfig, source: str = "<custom benchmark>") -> Any:
+    """A row builder (row -> :class:`Prompt`) for a custom benchmark config.
+
+    Args:
+        cfg: the validated YAML.
+        source: where the YAML came from (named in errors about the prompt itself).
+
+    Raises:
+        BenchmarkError: a ``jinja`` prompt is not a valid template (at once), or tries an unsafe
+            operation (when a row is built).
+    """
+    render_jinja = _jinja_renderer(cfg, source) if cfg.template == "jinja" else None
 
     def build(row: Mapping[str, Any]) -> Prompt:
-        if cfg.template == "jinja":
-            context = _render_jinja(cfg.prompt, row)
-        else:
-            context = render_format(cfg.prompt, row)
+        context = render_jinja(row) if render_jinja is not None else render_format(cfg.prompt, row)
         if isinstance(cfg.choices, list):
             choices = list(cfg.choices)
         else:
@@ -202,7 +241,7 @@ def load_custom_task(path: str | Path) -> TaskDefinition:
     )
     return TaskDefinition(
         name=cfg.name,
-        build=make_builder(cfg),
+        build=make_builder(cfg, str(p)),
         eval_split=cfg.eval_split,
         query_split=cfg.query_split,
         fields=(*fields, cfg.label),

@@ -187,12 +187,48 @@ def split_file(spec: BenchmarkSpec, task: TaskDefinition, split: str) -> Path | 
     return Path(files[split])
 
 
+def _missing_split_error(spec: BenchmarkSpec, task: TaskDefinition, split: str, path: Path) -> BenchmarkError:
+    """The error for a split whose local file does not exist: names benchmark, split, path and the fix."""
+    here = sorted(x.name for x in path.parent.glob("*.jsonl")) if path.parent.is_dir() else []
+    splits = [x.removesuffix(".jsonl") for x in here]
+    if spec.custom_yaml is not None or (spec.path is None and spec.data_dir is None):
+        where = f"in {spec.custom_yaml}" if spec.custom_yaml is not None else "in the custom benchmark's YAML"
+        fix = (
+            f"add the file {path}, or set eval_split/query_split {where} to a split that exists"
+            + (f" ({', '.join(splits)})" if splits else "")
+            + ", or correct its 'files' entry"
+        )
+    else:
+        fix = (
+            f"add the file {path}, or set eval_split/query_split of benchmark {task.name!r} to a split "
+            "that exists"
+            + (f" ({', '.join(splits)})" if splits else "")
+            + ", or point data_dir/path at the folder holding its files"
+        )
+    return BenchmarkError(
+        f"Benchmark {task.name!r}, split {split!r}: its file {path} does not exist",
+        expected=(
+            f"one of the split files in {path.parent}: {', '.join(here)}"
+            if here
+            else f"a jsonl file at {path} (the folder {path.parent} holds no split files)"
+        ),
+        fix=fix,
+    )
+
+
 def read_split(spec: BenchmarkSpec, task: TaskDefinition, split: str) -> SplitRows:
-    """The rows of ``split`` from wherever ``spec`` says the benchmark lives."""
+    """The rows of ``split`` from wherever ``spec`` says the benchmark lives.
+
+    Raises:
+        BenchmarkError: the split's file does not exist (naming the benchmark, the split and the
+            path), or it cannot be read.
+    """
     path = split_file(spec, task, split)
     if path is None:
         assert spec.hf_dataset is not None
         return read_hf_split(spec.hf_dataset, spec.hf_config, split, spec.hf_kwargs)
+    if not path.is_file():
+        raise _missing_split_error(spec, task, split, path)
     return read_jsonl_split(path, split)
 
 
@@ -324,6 +360,9 @@ def benchmark_data_digest(spec: BenchmarkSpec) -> str:
     """``data_digest`` of a spec's benchmark (task definition + split digests) without building rows.
 
     Local files are only hashed, not parsed; hub datasets are loaded for their fingerprint.
+
+    Raises:
+        BenchmarkError: a split's file does not exist (naming the benchmark, the split and the path).
     """
     task = resolve_task(spec)
     eval_split = spec.eval_split or task.eval_split
@@ -331,5 +370,10 @@ def benchmark_data_digest(spec: BenchmarkSpec) -> str:
     digests: dict[str, str] = {}
     for split in dict.fromkeys([eval_split, query_split]):
         path = split_file(spec, task, split)
-        digests[split] = file_sha256(path) if path is not None else read_split(spec, task, split).digest
+        if path is None:
+            digests[split] = read_split(spec, task, split).digest
+            continue
+        if not path.is_file():
+            raise _missing_split_error(spec, task, split, path)
+        digests[split] = file_sha256(path)
     return _sha256_json({"task": task.name, "version": task.version, "splits": digests})

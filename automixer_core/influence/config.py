@@ -58,6 +58,11 @@ class InfluenceConfig(BaseModel):
     hessian_samples: int = Field(
         default=256, ge=1, description="corpus documents in DataInf's Hessian sample"
     )
+    query_loss: Literal["sum", "mean"] = Field(
+        default="sum",
+        description="loss of a query example: sum (the gold continuation's summed NLL, as lm-eval scores "
+        "it) | mean (per continuation token, so long answers do not weigh more)",
+    )
     damping: float = Field(default=0.1, gt=0, description="λ_l = damping · mean‖g_l‖² / d_l")
     batch_size: int = Field(default=16, ge=1, description="rows (context windows) per forward/backward")
     max_length: int | None = Field(

@@ -22,6 +22,12 @@ one sequence in the batch), per block l:
 
 A sequence longer than one batch (more windows than ``batch_size``) has its gradient carried
 between batches when norms are needed (one block-sized buffer for that sequence only).
+
+The engine checks itself on every batch: each selected module must have run in the forward (a
+weight the model reads directly, ``F.linear(x, m.weight)``, never reaches the hooks) and must
+have received its output gradient in the backward; otherwise the batch fails with a
+:class:`~automixer_core.errors.ModelError` naming the modules, instead of scores that silently
+lack their contribution.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class _Ctx:
     scores: torch.Tensor | None  # [S, L, K]
     norms_sq: torch.Tensor | None  # [S, L]
     inputs: dict[int, torch.Tensor] = field(default_factory=dict)
+    fired: set[int] = field(default_factory=set)  # uses whose forward hook ran in this batch
     leaves: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     pairs: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = field(
         default_factory=dict
@@ -230,22 +237,19 @@ class CaptureEngine:
                     out = self.model(
                         input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False, **extra
                     )
+                self._check_all_ran(ctx)
                 logits = out.logits if hasattr(out, "logits") else out[0]
                 nll = F.cross_entropy(
                     logits.flatten(0, 1).float(), batch.targets.flatten(), reduction="none", ignore_index=-100
                 ).view(batch.targets.shape)
                 weighted = nll * batch.target_weights
                 loss = weighted.sum()
-                if ctx.leaves:
-                    if not loss.requires_grad:
-                        raise InfluenceError(
-                            "the loss does not depend on the selected layers' outputs",
-                            expected="selected modules on the path from the input to the logits",
-                        )
+                if ctx.leaves and loss.requires_grad:  # else no selected output reaches the loss: below
                     grads = torch.autograd.grad(loss, [t for _, t in ctx.leaves], allow_unused=True)
                     for (key, _), g in zip(ctx.leaves, grads, strict=True):
                         if g is not None:
                             self._bwd(key, g)
+                self._check_all_contributed(ctx)
             seg_loss = torch.zeros(s, dtype=torch.float64, device=self.device).index_add_(
                 0, batch.row_seg, weighted.detach().double().sum(1)
             )
@@ -253,6 +257,37 @@ class CaptureEngine:
         finally:
             self._ctx = None
         return BatchOutput(seg_loss, ctx.scores, ctx.norms_sq)
+
+    # ----------------------------------------------------------------- self-checks
+    def _names(self, keys: list[int]) -> str:
+        return ", ".join(dict.fromkeys(repr(self.uses[k][0].module_name) for k in keys))
+
+    def _check_all_ran(self, ctx: _Ctx) -> None:
+        """Every selected module must have been called in the forward pass just run.
+
+        A module whose weight the model reads directly (``F.linear(x, self.proj.weight)``) never
+        runs its hooks: its share of every document's gradient would be silently missing.
+        """
+        missing = [k for k in range(len(self.uses)) if k not in ctx.fired]
+        if missing:
+            raise ModelError(
+                f"selected module(s) {self._names(missing)} of {type(self.model).__name__} did not run in "
+                "the forward pass, so their contribution to every gradient would be silently missing",
+                expected="each selected module to be called as a module (module(x)) in the forward; a weight "
+                "read directly (F.linear(x, module.weight)) bypasses the hooks that capture its activations",
+                fix="select other layers (config influence.layers), or make the model call these modules",
+            )
+
+    def _check_all_contributed(self, ctx: _Ctx) -> None:
+        """Every selected module that ran must have received its output gradient in the backward."""
+        stuck = sorted(ctx.inputs)
+        if stuck:
+            raise ModelError(
+                f"selected module(s) {self._names(stuck)} of {type(self.model).__name__} ran but their output "
+                "does not reach the loss, so no output gradient arrived and their contribution is missing",
+                expected="each selected module's output to feed the logits (not discarded or detached)",
+                fix="select other layers (config influence.layers)",
+            )
 
     def _workspace(self, shape: tuple[int, int, int]) -> torch.Tensor:
         """A reused float32 buffer for per-row δᵀa chunks [n, d_out, d_in].
@@ -291,6 +326,7 @@ class CaptureEngine:
                 fix="select other layers (config influence.layers)",
             )
         ctx.inputs[key] = x.detach()
+        ctx.fired.add(key)
         if use.kind == "embedding" and self.need_norms and not ctx.partial:
             self._make_pairs(ctx, li, use, x)
         if output.requires_grad:

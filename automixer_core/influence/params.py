@@ -219,3 +219,23 @@ def _check_uses(blk: ParamBlock) -> None:
             expected="one linear or embedding module, or a tied input embedding + nn.Linear output head",
             fix="select other layers (config influence.layers)",
         )
+
+
+def blocks_parameter_fraction(model: nn.Module, blocks: list[ParamBlock]) -> float:
+    """The fraction of the model's parameter entries (each shared tensor counted once) in ``blocks``."""
+    total = sum(int(p.numel()) for p in model.parameters())
+    if total == 0:
+        raise ModelError(f"{type(model).__name__} has no parameters", expected="a model with weights")
+    return sum(b.numel for b in blocks) / total
+
+
+def selected_parameter_fraction(model: nn.Module, layers: str | list[str]) -> float:
+    """The fraction of the model's parameters (entries, each shared tensor counted once) that P covers.
+
+    ``embed_head`` covers the token embedding and the output head (one matrix when tied);
+    ``all_linear`` covers every linear weight (biases, norms and position embeddings are left out).
+
+    Raises:
+        ModelError: as :func:`select_blocks` for a selection that does not fit the model.
+    """
+    return blocks_parameter_fraction(model, select_blocks(model, layers))

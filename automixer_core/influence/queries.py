@@ -1,8 +1,9 @@
 """Query vectors w_b per (checkpoint, benchmark) (DESIGN §1.3) and their safetensors files.
 
 v_b = (1/|Q_b|) Σ_{q∈Q_b} ∇_P ℓ_b(q), where ℓ_b(q) = Σ_j −log p(y_j | context, y_<j) is the
-summed NLL of the gold continuation y (lm-evaluation-harness' loglikelihood); i.e. the mean over
-examples of the per-example summed NLL. Orientation: a step θ ← θ − η∇ℓ(x) changes L_b by
+summed NLL of the gold continuation y (lm-evaluation-harness' loglikelihood; ``query_loss: sum``),
+or that sum divided by the continuation's token count |y| (``query_loss: mean``, so a benchmark
+with long answers does not get larger scores and win the argmax grouping by length alone). Orientation: a step θ ← θ − η∇ℓ(x) changes L_b by
 −η⟨∇ℓ(x), ∇L_b⟩, so ⟨∇ℓ(x), v_b⟩ > 0 already means "x helps b". Then:
 
 - grad_dot: w_b = v_b;
@@ -30,7 +31,7 @@ from automixer_core.influence.adam import OptimizerState, adam_denominators
 from automixer_core.influence.config import InfluenceConfig
 from automixer_core.influence.datainf import datainf_vectors
 from automixer_core.influence.hooks import CaptureEngine
-from automixer_core.influence.params import ParamBlock, select_blocks
+from automixer_core.influence.params import ParamBlock, blocks_parameter_fraction, select_blocks
 from automixer_core.influence.runner import resolve_window, run_sequences
 from automixer_core.influence.windows import Row, batch_rows, query_row
 
@@ -131,6 +132,14 @@ class QueryVectors:
         meta.pop("format_version")
         return cls(names, dict(tensors), estimator, layers, adam, meta)
 
+    @staticmethod
+    def read_metadata(f: Any) -> dict[str, str]:
+        """The metadata of a query-vector file from its header alone (``f``: a binary file object
+        at offset 0), without reading the tensors."""
+        header_len = int.from_bytes(f.read(8), "little")
+        meta: dict[str, str] = dict(json.loads(f.read(header_len)).get("__metadata__") or {})
+        return meta
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_bytes` to a local path."""
         with open(path, "wb") as f:
@@ -185,7 +194,8 @@ def query_gradients(
             seq = len(rows)
             rows.append(query_row(seq, ctx, cont, window))
             c = torch.zeros(len(names))
-            c[b] = 1.0 / len(examples)
+            per_token = 1.0 / max(1, len(cont)) if config.query_loss == "mean" else 1.0
+            c[b] = per_token / len(examples)
             coeff.append(c)
     table = torch.stack(coeff)[:, None, :]  # [n, 1, K]
     with CaptureEngine(
@@ -228,6 +238,9 @@ def build_query_vectors(
             not built over ``model.parameters()`` in order.
         checkpoint_fingerprint: provenance string stored in the metadata.
         benchmark_digests: benchmark name → data digest, stored in the metadata.
+
+    The metadata also records ``parameter_fraction``: the share of the model's parameters the
+    layer selection covers (:func:`~.params.selected_parameter_fraction`).
 
     Raises:
         InfluenceError: no queries; DataInf without documents; Adam without optimizer state.
@@ -273,6 +286,7 @@ def build_query_vectors(
         benchmark_digests=json.dumps({n: digests.get(n, "") for n in queries}, sort_keys=True),
         window=str(window),
         n_examples=json.dumps({n: len(q) for n, q in queries.items()}),
+        parameter_fraction=repr(blocks_parameter_fraction(model, blocks)),
     )
     return QueryVectors(
         names=list(queries),

@@ -19,7 +19,7 @@ from torch import nn
 from automixer_core.errors import InfluenceError
 from automixer_core.influence.config import InfluenceConfig
 from automixer_core.influence.hooks import CaptureEngine
-from automixer_core.influence.params import select_blocks
+from automixer_core.influence.params import blocks_parameter_fraction, select_blocks
 from automixer_core.influence.queries import QueryVectors
 from automixer_core.influence.runner import resolve_window, run_sequences
 from automixer_core.influence.windows import batch_rows, document_rows
@@ -36,7 +36,8 @@ class ScoreResult:
         loss: [D] float32 mean next-token NLL ℓ(x) (NaN for documents of fewer than 2 tokens).
         n_tokens: [D] int64 token count of each document.
         grad_norm: [D] float32 ‖∇_P ℓ(x)‖, or None when not computed.
-        metadata: provenance strings (estimator, layers, query metadata).
+        metadata: provenance strings (estimator, layers, ``parameter_fraction``: the share of the
+            model's parameters the layer selection covers, query metadata).
     """
 
     doc_ids: list[str]
@@ -75,6 +76,11 @@ def score_documents(
     Returns:
         The [D, K] scores with per-document loss, token count and (cosine or
         ``compute_grad_norm``) gradient norm.
+
+    Raises:
+        InfluenceError: the queries were built with another estimator, layer selection or Adam flag.
+        ModelError: a selected module did not run in a batch's forward pass (its weight is read
+            directly) or its output did not reach the loss (hooks.py checks every batch).
     """
     if (queries.estimator, queries.layers, queries.adam) != (config.estimator, config.layers, config.adam):
         raise InfluenceError(
@@ -128,7 +134,12 @@ def score_documents(
             ntok.append(lengths)
     k = queries.k
     meta = dict(queries.metadata)
-    meta.update(estimator=queries.estimator, layers=str(queries.layers), adam=str(queries.adam))
+    meta.update(
+        estimator=queries.estimator,
+        layers=str(queries.layers),
+        adam=str(queries.adam),
+        parameter_fraction=repr(blocks_parameter_fraction(model, blocks)),
+    )
     return ScoreResult(
         doc_ids=ids,
         query_names=list(queries.names),

@@ -118,3 +118,24 @@ class ProxyConfig(BaseModel):
     @property
     def tokens_per_step(self) -> int:
         return self.batch_size * self.seq_len
+
+
+def demo_proxy_config(steps: int = 480, **overrides: object) -> ProxyConfig:
+    """The demo's proxy: 393K parameters (d=64, 2 layers, vocab 4096), 16 × 128 tokens a step,
+    a checkpoint every steps/8; 480 steps = 983K tokens, about 2 minutes on one CPU thread."""
+    fields: dict[str, object] = {
+        "hidden": 64,
+        "layers": 2,
+        "heads": 4,
+        "vocab_size": 4096,
+        "seq_len": 128,
+        "batch_size": 16,
+        "steps": steps,
+        "warmup": steps // 10,
+        "lr": 3e-3,
+        "save_every": max(1, steps // 8),
+        "seed": 0,
+        "max_docs_per_group": 1000,
+    }
+    fields.update(overrides)
+    return ProxyConfig.model_validate(fields)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from automixer_core.proxy.config import ProxyConfig
+from automixer_core.proxy.config import ProxyConfig, demo_proxy_config
 
 #: What a candidate can be. ``mixture``: the run's published mixture (or ``--mixture``);
 #: ``uniform``: equal weight per domain; ``natural``: each domain's share of the corpus tokens;
@@ -15,21 +15,6 @@ from automixer_core.proxy.config import ProxyConfig
 #: checkpoint (α by step).
 CANDIDATE_KINDS = ("mixture", "uniform", "natural", "temperature", "final", "all")
 CandidateKind = Literal["mixture", "uniform", "natural", "temperature", "final", "all"]
-
-#: The demo's proxy (393K parameters, 480 steps × 16 × 128 tokens = 983K tokens).
-DEFAULT_TARGET: dict[str, Any] = {
-    "hidden": 64,
-    "layers": 2,
-    "heads": 4,
-    "vocab_size": 4096,
-    "seq_len": 128,
-    "batch_size": 16,
-    "steps": 480,
-    "warmup": 48,
-    "lr": 3e-3,
-    "save_every": 60,
-    "max_docs_per_group": 1000,
-}
 
 
 class ValidationConfig(BaseModel):
@@ -54,7 +39,7 @@ class ValidationConfig(BaseModel):
     temperature: float = Field(2.0, gt=0, description="τ of the temperature candidate: w ∝ share^(1/τ)")
     seeds: int = Field(3, ge=1, le=64, description="target runs per candidate (seeds 0..seeds-1)")
     target: ProxyConfig = Field(
-        default_factory=lambda: ProxyConfig(**DEFAULT_TARGET),
+        default_factory=demo_proxy_config,
         description="the target proxy every candidate trains (size, steps, batch: the token budget)",
     )
     eval_limit: int | None = Field(

@@ -191,7 +191,12 @@ def test_properties_on_random_inputs(seed: int) -> None:
     steps = {f"b{j}": int(rng.integers(0, 1000)) for j in range(b)}
     m = float(rng.choice([0.0, 0.01, 0.05]))
     cfg = AggregationConfig(
-        alpha=str(rng.choice(["step", "uniform"])), min_weight=m, residual=bool(seed % 2), bootstrap=30
+        alpha=str(rng.choice(["step", "uniform"])),
+        min_weight=m,
+        residual=bool(seed % 2) or seed == 4,
+        residual_rule="all_negative" if seed % 3 == 0 else "negative_joint",
+        normalize=str(rng.choice(["none", "zscore", "rank"])),
+        bootstrap=30,
     )
     agg = aggregate(df, steps, cfg)
     w = agg.groups["weight"].to_numpy()
@@ -208,12 +213,26 @@ def test_properties_on_random_inputs(seed: int) -> None:
     assert agg.weight_samples is not None
     assert np.allclose(agg.weight_samples.sum(axis=1), 1.0) and (agg.weight_samples >= m - 1e-12).all()
     assert agg.domains is not None and agg.domains["weight"].sum() == pytest.approx(1.0)
-    # Membership: the argmax benchmark, or residual when all negative.
-    mat = df[[f"b{j}" for j in range(b)]].to_numpy()
-    expect = np.array([f"b{j}" for j in mat.argmax(axis=1)], dtype=object)
-    if cfg.residual:
-        expect[(mat < 0).all(axis=1)] = RESIDUAL
-    assert agg.membership["group"].tolist() == expect.tolist()
+    # Membership, written out per document: the argmax of the normalised scores, or residual when
+    # harmful (all negative; or, by negative_joint, a negative α-weighted sum).
+    names = [f"b{j}" for j in range(b)]
+    mat = df[names].to_numpy()
+    expect = []
+    for i in range(len(df)):
+        if cfg.normalize == "zscore":
+            row = [(mat[i, j] - mat[:, j].mean()) / (mat[:, j].std() or 1.0) for j in range(b)]
+        elif cfg.normalize == "rank":
+            row = [
+                (np.sum(mat[:, j] < mat[i, j]) + (np.sum(mat[:, j] == mat[i, j]) + 1) / 2) / len(df)
+                for j in range(b)
+            ]
+        else:
+            row = list(mat[i])
+        group = names[int(np.argmax(row))]
+        joint = sum(agg.alpha[n] * mat[i, j] for j, n in enumerate(names))
+        harmful = all(v < 0 for v in mat[i]) or (cfg.residual_rule == "negative_joint" and joint < 0)
+        expect.append(RESIDUAL if cfg.residual and harmful else group)
+    assert agg.membership["group"].tolist() == expect
 
 
 def test_floor_weights_vectorised_rows_match_single_rows() -> None:
@@ -298,3 +317,24 @@ def test_bootstrap_is_fast_and_seeded() -> None:
     a2 = aggregate(df, steps, AggregationConfig(bootstrap=200, seed=4))
     assert a1.weight_samples is not None and a2.weight_samples is not None
     assert np.array_equal(a1.weight_samples, a2.weight_samples)
+
+
+def test_a_document_harmful_overall_leaves_the_weighted_groups_and_the_note_says_so() -> None:
+    """Positive for one benchmark, strongly negative for the other: by argmax it would join `a`;
+    negative_joint sends it to residual and says from which domain; all_negative keeps it in `a`."""
+    df = pd.DataFrame(
+        {
+            "doc_id": ["good", "harm", "bad"],
+            "n_tokens": [10, 20, 30],
+            "domain": ["x", "wrong", "y"],
+            "a": [1.0, 0.1, -1.0],
+            "b": [0.5, -5.0, -1.0],
+        }
+    )
+    steps = {"a": 100, "b": 100}
+    joint = aggregate(df, steps, AggregationConfig(bootstrap=0))
+    assert joint.membership["group"].tolist() == ["a", RESIDUAL, RESIDUAL]
+    assert any("1 documents (20 tokens)" in n and "from wrong 1" in n for n in joint.notes)
+    old = aggregate(df, steps, AggregationConfig(bootstrap=0, residual_rule="all_negative"))
+    assert old.membership["group"].tolist() == ["a", "a", RESIDUAL]
+    assert not any("moved out" in n for n in old.notes)

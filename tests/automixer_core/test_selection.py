@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from automixer_core.errors import ConfigError
+from automixer_core.errors import CheckpointError, ConfigError
 from automixer_core.selection import SelectionConfig, select_artifacts
 
 
@@ -52,3 +52,49 @@ def test_bad_inputs() -> None:
         select_artifacts(_evals().iloc[:0])
     with pytest.raises(ValueError):
         SelectionConfig(strategy="median")  # type: ignore[arg-type]
+
+
+def test_a_choice_within_one_standard_error_is_flagged_as_noise() -> None:
+    evals = _evals()
+    evals["acc_norm_stderr"] = [0.01, 0.01, 0.01, 0.05, 0.05, 0.05]  # piqa: 0.60 vs 0.58 and 0.57
+    sel = select_artifacts(evals).set_index("benchmark")
+    assert (
+        sel.loc["piqa", "within_noise"]
+        and "within one standard error (±0.0500) of 2" in sel.loc["piqa", "reason"]
+    )
+    # arc_easy: c300 ties c200 exactly (|Δ| = 0 ≤ 0.01), c100 is 0.14 away
+    assert sel.loc["arc_easy", "within_noise"] and "of 1 other" in sel.loc["arc_easy", "reason"]
+    evals["acc_norm_stderr"] = 0.005
+    evals.loc[evals["checkpoint"] == "c200", "acc_norm"] = [0.40, 0.50]
+    sel = select_artifacts(evals).set_index("benchmark")
+    assert not sel.loc["piqa", "within_noise"] and "standard error" not in sel.loc["piqa", "reason"]
+
+
+def test_gold_loglikelihood_is_a_selection_metric() -> None:
+    evals = _evals()
+    evals["gold_ll"] = [-2.0, -1.5, -1.7, -1.0, -1.2, -0.9]
+    sel = select_artifacts(evals, SelectionConfig(metric="gold_ll")).set_index("benchmark")
+    assert sel.loc["arc_easy", "checkpoint"] == "c200" and sel.loc["piqa", "checkpoint"] == "c300"
+    assert not sel["within_noise"].any()  # no stderr column: nothing to compare against
+
+
+def test_diverged_checkpoints_are_never_chosen_and_the_reason_says_so() -> None:
+    evals = _evals()
+    evals["diverged"] = False
+    evals["diverged_reason"] = None
+    # c100 diverged (its NaN weights evaluated at a lucky score would otherwise win piqa)
+    evals.loc[evals["checkpoint"] == "c100", ["acc_norm", "diverged", "diverged_reason"]] = [
+        float("nan"),
+        True,
+        "non-finite weights in 2 parameter(s)",
+    ]
+    sel = select_artifacts(evals).set_index("benchmark")
+    assert sel.loc["piqa", "checkpoint"] == "c200"
+    assert "excluded as diverged: c100 (non-finite weights in 2 parameter(s))" in sel.loc["piqa", "reason"]
+    # a non-finite score without the flag counts as diverged too; final skips diverged checkpoints
+    evals.loc[evals["checkpoint"] == "c300", "acc_norm"] = float("inf")
+    final = select_artifacts(evals, SelectionConfig(strategy="final"))
+    assert set(final["checkpoint"]) == {"c200"}
+    evals["acc_norm"] = float("nan")
+    with pytest.raises(CheckpointError, match="Every checkpoint diverged"):
+        select_artifacts(evals)

@@ -145,3 +145,35 @@ def test_failed_publish_leaves_latest_on_the_previous_mixture(
     for d in new_dirs:  # the half-written mixture is incomplete: no mixture.json
         assert not store.exists(f"mixtures/{d}/mixture.json")
     assert json.loads(store.read_text(f"mixtures/{first['id']}/mixture.json"))["id"] == first["id"]
+
+
+def test_a_diverged_checkpoint_is_never_an_artifact_model_and_the_run_goes_on(
+    prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path
+) -> None:
+    """The latest checkpoint's weights are all NaN (a run that diverged): it is evaluated as
+    diverged, never chosen, the selection says why, and a mixture is published from the others."""
+    import torch
+
+    from automixer_core.checkpoints import load_checkpoint
+
+    ckpts = _copy_checkpoints(proxy_run, tmp_path / "run", 2)
+    model, tokenizer = load_checkpoint(str(ckpts[2]))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    nan_dir = tmp_path / "run" / "checkpoint-999"
+    model.save_pretrained(nan_dir)
+    tokenizer.save_pretrained(nan_dir)
+    cfg = _config(str(tmp_path / "store"), tmp_path / "run", shared_data, influence={"estimator": "grad_dot"})
+    out = remix_flow(cfg)
+    mixture = Mixture.from_json(Store(cfg.store).read_text(f"mixtures/{out['id']}/mixture.json"))
+    assert "checkpoint-999" in {c.name for c in mixture.provenance.checkpoints}
+    assert {a.checkpoint for a in mixture.provenance.artifacts} <= {c.name for c in ckpts[:2]}
+    selection = pd.read_csv(
+        io.StringIO(Store(cfg.store).read_text(out["report"]["selection.csv"].split(cfg.store + "/")[1]))
+    )
+    assert all("excluded as diverged: checkpoint-999 (non-finite weights" in r for r in selection["reason"])
+    evals = pd.read_parquet(
+        io.BytesIO(Store(cfg.store).read_bytes(out["report"]["evals.parquet"].split(cfg.store + "/")[1]))
+    )
+    assert evals.loc[evals["checkpoint"] == "checkpoint-999", "diverged"].all()

@@ -68,8 +68,10 @@ def query_grad(
     names: Sequence[str],
     examples: Sequence[tuple[Sequence[int], Sequence[int]]],
     window: int,
+    per_token: bool = False,
 ) -> torch.Tensor:
-    """[P] mean over examples of ∇ Σ_j NLL(continuation_j | context, continuation_<j)."""
+    """[P] mean over examples of ∇ Σ_j NLL(continuation_j | context, continuation_<j) (divided by
+    the continuation's length with ``per_token``)."""
     for p in _params(model, names):
         p.requires_grad_(True)
     try:
@@ -77,7 +79,7 @@ def query_grad(
         with torch.enable_grad():
             for ctx, cont in examples:
                 ids = [*ctx, *cont][-window:]
-                loss = _nll(model, ids)[-len(cont) :].sum()
+                loss = _nll(model, ids)[-len(cont) :].sum() / (len(cont) if per_token else 1)
                 out.append(_grad(model, names, loss))
         return torch.stack(out).mean(0)
     finally:

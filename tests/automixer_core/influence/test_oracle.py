@@ -122,3 +122,20 @@ def test_pattern_selection_matches_oracle(arch: str, patterns: list[str]) -> Non
     res2 = score_documents(model, [(str(i), d) for i, d in enumerate(same)], qv, cfg)
     assert res2.grad_norm is not None and rel(res2.grad_norm, g2.norm(dim=1)) <= TOL
     assert_cols(res2.scores, (g2 @ w.T) / g2.norm(dim=1)[:, None])
+
+
+@pytest.mark.parametrize("arch", ["llama_tied", "gpt2"])
+def test_mean_query_loss_matches_oracle(arch: str) -> None:
+    """query_loss: mean divides each query example's summed NLL by its continuation length."""
+    model = make_model(arch)
+    queries = make_queries()
+    assert len({len(c) for ex in queries.values() for _, c in ex}) > 1  # lengths differ: the test can fail
+    names = [b.name for b in select_blocks(model, "embed_head")]
+    m64 = O.double_copy(model)
+    want = torch.stack([O.query_grad(m64, names, ex, WINDOW, per_token=True) for ex in queries.values()])
+    summed = torch.stack([O.query_grad(m64, names, ex, WINDOW) for ex in queries.values()])
+    cfg = InfluenceConfig(estimator="grad_dot", query_loss="mean", max_length=WINDOW, batch_size=4)
+    qv = build_query_vectors(model, queries, cfg)
+    got = torch.stack([O.flat(qv.blocks, names, k) for k in range(qv.k)])
+    assert rel(got, want) <= TOL
+    assert rel(got, summed) > 0.1  # and it is not the summed loss's vector
