@@ -49,20 +49,36 @@ def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return wrap
 
 
-def _fail(exc: Exception) -> None:
+#: Exit codes: 2 = the command could not start (bad arguments, config or input); 1 = a run started
+#: and failed. Either way one message, no traceback (a failed run's traceback goes to a log file).
+EXIT_USAGE = 2
+EXIT_RUN_FAILED = 1
+
+
+def _fail(exc: Exception, code: int = EXIT_USAGE) -> None:
     err_console.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
 
 
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run ``fn`` (a flow) on the embedded Prefect API; typed errors become one clear message."""
+    """Run ``fn`` (a flow) on the embedded Prefect API. A typed error prints as one clear message;
+    any other exception as one line, its traceback written to ``.automixer/logs/``; exit code 1."""
+    import traceback
+
     from automixer_core.errors import AutoMixerError
 
     try:
         with embedded_prefect():
             return fn(*args, **kwargs)
     except AutoMixerError as exc:
-        _fail(exc)
+        _fail(exc, EXIT_RUN_FAILED)
+    except Exception as exc:
+        log = Path(".automixer/logs") / f"error-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        _fail(
+            RuntimeError(f"the run failed: {type(exc).__name__}: {exc} (traceback: {log})"), EXIT_RUN_FAILED
+        )
 
 
 def _print_frame(df: Any, title: str, floatfmt: str = "{:.3f}") -> None:
@@ -295,11 +311,9 @@ def export_cmd(
 ) -> None:
     """Write a published mixture again in a trainer's format."""
     from automixer_core.exports import write_export
-    from automixer_core.mixture import Mixture
-    from automixer_core.store import Store
+    from automixer_core.published import read_published_mixture
 
-    root, _, name = mixture.rpartition("/")
-    doc = Mixture.from_json(Store(root or ".").read_text(name))
+    doc = read_published_mixture(mixture)
     filename, content = write_export(doc, format)
     if out:
         out.write_bytes(content)
@@ -377,15 +391,30 @@ def trigger_cmd(
     timeout: Annotated[float, typer.Option(help="seconds to wait for a final state")] = 3600.0,
 ) -> None:
     """Start a deployment's run on the server in PREFECT_API_URL, wait, and exit 0 only if it completed."""
+    import httpx
+
     from automixer.deploy import trigger
     from automixer_core.config import RunConfig, load_config
     from automixer_core.store import Store
 
     cfg: RunConfig | None = load_config(config) if config else None
     params = {"config": cfg.model_dump(mode="json")} if cfg else {}
-    result = trigger(
-        deployment, params, key, timeout_s=timeout, on_state=lambda s: console.print(f"state: {s}")
-    )
+    try:
+        result = trigger(
+            deployment, params, key, timeout_s=timeout, on_state=lambda s: console.print(f"state: {s}")
+        )
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as exc:
+        from automixer.runtime import configured_api_url
+        from automixer_core.errors import ExecutionError
+
+        _fail(
+            ExecutionError(
+                f"Cannot reach the Prefect API at {configured_api_url() or '(PREFECT_API_URL unset)'} "
+                f"({type(exc).__name__}: {exc})",
+                fix="start the server (prefect server start) or set PREFECT_API_URL to the server your "
+                "workers poll",
+            )
+        )
     what = "started" if result.created else "found (same idempotency key)"
     console.print(f"flow run {result.flow_run_name} ({result.flow_run_id}) {what}: {result.state_name}")
     if result.url:

@@ -81,7 +81,7 @@ class AggregationConfig(BaseModel):
         0.0, description="negative_joint: documents with I_joint below this go to residual"
     )
     normalize: Literal["none", "zscore", "rank"] = Field(
-        "none",
+        "rank",
         description="per-benchmark scaling of the scores before the argmax grouping (the joint influence "
         "and densities stay raw): none | zscore (mean 0, std 1 per benchmark) | rank (percentile)",
     )

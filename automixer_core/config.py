@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from automixer_core.aggregation import AggregationConfig
 from automixer_core.benchmarks import PAPER_BENCHMARKS, BenchmarkSpec
-from automixer_core.errors import ConfigError
+from automixer_core.benchmarks.registry import canonical_name
+from automixer_core.errors import BenchmarkError, ConfigError
 from automixer_core.evaluation import EvalConfig
 from automixer_core.exports import FORMATS
 from automixer_core.influence import InfluenceConfig
@@ -48,6 +49,25 @@ class BenchmarksConfig(BaseModel):
     )
     query_limit: int | None = Field(100, ge=1, description="influence query rows per benchmark")
     seed: int = Field(0, description="seed of the evaluation and query samples")
+
+    @field_validator("names")
+    @classmethod
+    def _registered(cls, names: list[str]) -> list[str]:
+        """Every name is a registered benchmark (checked when the config loads, before any work)."""
+        from automixer_core.benchmarks.registry import list_tasks
+
+        unknown = []
+        for n in names:
+            try:
+                canonical_name(n)
+            except BenchmarkError:
+                unknown.append(n)
+        if unknown:
+            raise ValueError(
+                f"unknown benchmark(s) {unknown}; registered: {', '.join(list_tasks())} (custom benchmarks go "
+                "under benchmarks.custom as YAML files)"
+            )
+        return names
 
     @model_validator(mode="after")
     def _some_benchmark(self) -> BenchmarksConfig:
@@ -109,6 +129,14 @@ class PublishConfig(BaseModel):
     exports: list[str] = Field(
         default_factory=lambda: list(FORMATS), description=f"trainer formats among {FORMATS}"
     )
+
+    @field_validator("exports")
+    @classmethod
+    def _known_formats(cls, exports: list[str]) -> list[str]:
+        unknown = [f for f in exports if f not in FORMATS]
+        if unknown:
+            raise ValueError(f"unknown export format(s) {unknown}; known: {', '.join(FORMATS)}")
+        return exports
 
 
 class ExecutionConfig(BaseModel):

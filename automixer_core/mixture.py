@@ -39,6 +39,7 @@ from automixer_core.errors import AutoMixerError, ConfigError
 SCHEMA_VERSION = 1
 WEIGHT_TOLERANCE = 1e-6
 MEMBERSHIP_COLUMNS = ("doc_id", "group", "joint_score", "n_tokens")
+SCORE_COLUMN_PREFIX = "score__"
 _PARQUET_META_KEY = b"automixer_mixture"
 
 
@@ -290,7 +291,8 @@ def mixture_from_aggregation(
 
 
 def membership_to_parquet(membership: pd.DataFrame, *, mixture_id: str | None = None) -> bytes:
-    """Parquet bytes of the membership table (``mixture_id`` goes into the schema metadata)."""
+    """Parquet bytes of the membership table (``mixture_id`` goes into the schema metadata), with each
+    document's per-benchmark scores (``score__<benchmark>`` columns) where the table has them."""
     missing = [c for c in MEMBERSHIP_COLUMNS if c not in membership.columns]
     if missing:
         raise AutoMixerError(
@@ -306,6 +308,10 @@ def membership_to_parquet(membership: pd.DataFrame, *, mixture_id: str | None = 
     }
     if "domain" in membership.columns:
         cols["domain"] = pa.array(membership["domain"].astype(str).tolist(), pa.string()).dictionary_encode()
+    for col in sorted(c for c in membership.columns if str(c).startswith(SCORE_COLUMN_PREFIX)):
+        cols[str(col)] = pa.array(
+            membership[col].to_numpy(dtype="float64"), pa.float64()
+        )  # I_b per benchmark
     meta = {"mixture_id": mixture_id, "schema_version": SCHEMA_VERSION}
     table = pa.table(cols).replace_schema_metadata({_PARQUET_META_KEY: json.dumps(meta).encode()})
     buf = io.BytesIO()

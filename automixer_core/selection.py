@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from automixer_core.errors import CheckpointError, ConfigError
 
-Strategy = Literal["best", "top_k", "final", "all"]
+Strategy = Literal["best", "top_k", "final", "all", "emergence"]
 EVAL_COLUMNS = ("checkpoint", "step", "benchmark")
 
 
@@ -25,7 +25,11 @@ class SelectionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: Strategy = Field("best", description="best | top_k | final | all (the last two are ablations)")
+    strategy: Strategy = Field(
+        "best",
+        description="best (paper) | top_k | final | all (the paper's ablations) | emergence (ours: the "
+        "checkpoint after the largest rise of the metric, where the capability was being learned)",
+    )
     metric: Literal["acc", "acc_norm", "gold_ll"] = Field(
         "acc_norm",
         description="score used to rank checkpoints: acc | acc_norm (paper) | gold_ll (the gold answer's "
@@ -80,6 +84,8 @@ def select_artifacts(evals: pd.DataFrame, config: SelectionConfig | None = None)
             chosen = ranked.iloc[: config.top_k]
         elif config.strategy == "final":
             chosen = group[group["step"] == last_step]
+        elif config.strategy == "emergence":
+            chosen, rise_note = _emergence(group, config.metric)
         else:
             chosen = group.sort_values("step")
         for _, r in chosen.iterrows():
@@ -90,6 +96,8 @@ def select_artifacts(evals: pd.DataFrame, config: SelectionConfig | None = None)
                 reason = f"final checkpoint (ablation); {config.metric}={score:.4f}, rank {rank}/{n}"
             elif config.strategy == "all":
                 reason = f"every checkpoint (ablation); {config.metric}={score:.4f}, rank {rank}/{n}"
+            elif config.strategy == "emergence":
+                reason = f"{rise_note}; {config.metric}={score:.4f}, rank {rank}/{n}"
             else:
                 reason = f"{config.metric}={score:.4f} is rank {rank} of {n} checkpoints"
                 if score == best_score:
@@ -150,3 +158,19 @@ def _diverged_words(rows: pd.DataFrame) -> str:
     for name, why in zip(rows["checkpoint"], reasons, strict=True):
         seen.setdefault(str(name), str(why) if isinstance(why, str) and why else "a non-finite score")
     return ", ".join(f"{n} ({w})" for n, w in seen.items())
+
+
+def _emergence(group: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, str]:
+    """The checkpoint that ends the largest rise of ``metric`` between consecutive checkpoints (the
+    later on ties); a lone checkpoint is its own. Returns it and the rise in words."""
+    by_step = group.sort_values("step").reset_index(drop=True)
+    if len(by_step) < 2:
+        return by_step.iloc[:1], "the only checkpoint"
+    rises = by_step[metric].diff().to_numpy()[1:]
+    i = int(len(rises) - 1 - rises[::-1].argmax()) + 1  # the last of the largest rises
+    prev, cur = by_step.iloc[i - 1], by_step.iloc[i]
+    note = (
+        f"largest rise of {metric}: {float(cur[metric]) - float(prev[metric]):+.4f} from step "
+        f"{int(prev['step'])} to {int(cur['step'])}"
+    )
+    return by_step.iloc[[i]], note

@@ -22,6 +22,7 @@ from automixer_core.benchmarks import benchmark_data_digest
 from automixer_core.config import RunConfig
 from automixer_core.errors import ConfigError, ExecutionError
 from automixer_core.mixture import Mixture
+from automixer_core.published import read_published_mixture
 from automixer_core.store import Store
 from automixer_core.validation.candidates import (
     Candidate,
@@ -41,8 +42,7 @@ VALIDATION_LATEST = "validations/latest.json"
 
 
 def _read_mixture(uri: str) -> Mixture:
-    root, _, name = uri.rpartition("/")
-    return Mixture.from_json(Store(root or ".").read_text(name))
+    return read_published_mixture(uri)
 
 
 def _mixture_candidate(name: str, mixture: Mixture, uri: str, domains: list[str]) -> Candidate:

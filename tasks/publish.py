@@ -1,7 +1,8 @@
 """Aggregate the shard scores into groups and weights, and publish a versioned mixture (DESIGN §1.4-7).
 
-Everything of a mixture goes under ``mixtures/<id>/``; ``mixtures/latest.json`` is written last,
-so a publish that fails half-way leaves the previous pointer intact.
+Everything of a mixture goes under ``mixtures/<id>/``, its ``manifest.json`` last (see
+:mod:`automixer_core.published`); ``mixtures/latest.json`` after it, so a publish that fails half-way
+leaves no folder that looks complete and the previous pointer intact.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from automixer_core.aggregation import AggregationConfig, aggregate, artifact_st
 from automixer_core.exports import write_export
 from automixer_core.influence import InfluenceConfig
 from automixer_core.mixture import Mixture, membership_to_parquet, mixture_from_aggregation
+from automixer_core.published import MIXTURE, is_complete, read_published_mixture, write_manifest
 from automixer_core.report import render_report
 from automixer_core.store import Store
 from tasks.influence import SCORE_PREFIX
@@ -67,8 +69,10 @@ def latest_mixture(store_uri: str) -> Mixture | None:
     if not store.exists(LATEST_KEY):
         return None
     latest = store.read_json(LATEST_KEY)
-    key = mixture_key(latest["id"], "mixture.json")
-    return Mixture.from_json(store.read_text(key)) if store.exists(key) else None
+    folder = mixture_key(latest["id"], "").rstrip("/")
+    if not is_complete(store, folder):
+        return None
+    return read_published_mixture(store.uri(folder), verify=False)
 
 
 @task(name="publish-mixture", cache_policy=NO_CACHE)
@@ -127,8 +131,9 @@ def publish_task(
     mixture: Mixture = mixture_from_aggregation(agg, provenance, notes=notes)
     latest = store.read_json(LATEST_KEY) if store.exists(LATEST_KEY) else None
     done_key = mixture_key(mixture.id, "mixture.json")
+    folder = mixture_key(mixture.id, "").rstrip("/")
     written = False
-    if not store.exists(done_key):
+    if not is_complete(store, folder):  # absent, or an interrupted publish: (re)write every file
         membership = agg.membership.merge(
             scores.drop(columns=["domain", "n_tokens"]), on="doc_id", how="left"
         )
@@ -136,12 +141,15 @@ def publish_task(
             mixture_key(mixture.id, "membership.parquet"),
             membership_to_parquet(membership, mixture_id=mixture.id),
         )
+        names = ["membership.parquet", "report.html", MIXTURE]
         for fmt in exports:
             filename, content = write_export(mixture, fmt)
             store.write_bytes(mixture_key(mixture.id, f"exports/{filename}"), content)
+            names.append(f"exports/{filename}")
         png = store.read_bytes(capability_key) if capability_key else None
         store.write_text(mixture_key(mixture.id, "report.html"), render_report(mixture, agg, png))
-        store.write_text(done_key, mixture.to_json())  # the mixture is complete once this exists
+        store.write_text(done_key, mixture.to_json())
+        write_manifest(store, folder, names)  # last: the mixture is complete once this exists
         written = True
     if latest is None or latest.get("id") != mixture.id:
         store.write_json(

@@ -86,6 +86,12 @@ def load_mixture_weights(uri: str, corpus_groups: Iterable[str] | None = None) -
             f"Cannot read the mixture file {uri!r}: {exc}",
             fix="set group_weights to the path/URI of a mixture JSON, or to a dict of weights",
         ) from exc
+    if isinstance(data, dict) and "provenance" in data and not Store(parent or ".").exists("manifest.json"):
+        raise ConfigError(
+            f"Mixture {uri!r} was published by AutoMixer but its folder has no manifest.json: the publish "
+            "did not finish, so the mixture may be partial",
+            fix="run the remix again with the same config (it completes the publish), or use mixtures/latest.json",
+        )
     try:
         domains = data.get("domains") if isinstance(data, dict) else None
         known = set(corpus_groups) if corpus_groups is not None else None

@@ -141,6 +141,10 @@ def test_membership_parquet_round_trip() -> None:
     pd.testing.assert_frame_equal(
         back.reset_index(drop=True), agg.membership.astype({"group": str, "domain": str}), check_dtype=False
     )
+    # each document's per-benchmark scores travel with it (users audit documents without the shards)
+    scored = agg.membership.assign(score__A=0.5, score__B=[-1.0 * i for i in range(len(agg.membership))])
+    back = membership_from_parquet(membership_to_parquet(scored))
+    assert back["score__B"].tolist() == scored["score__B"].tolist() and (back["score__A"] == 0.5).all()
     with pytest.raises(AutoMixerError, match="lacks column"):
         membership_to_parquet(agg.membership.drop(columns="group"))
     with pytest.raises(AutoMixerError, match="not a readable parquet"):

@@ -36,3 +36,16 @@ def test_neither_matching_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text(json.dumps(MIXTURE))
     with pytest.raises(ConfigError, match="does not have"):
         resolve_group_weights(str(path), ["news"])
+
+
+def test_a_published_mixture_without_its_manifest_is_refused(tmp_path: Path) -> None:
+    """An AutoMixer mixture (it carries provenance) is used only once its publish finished."""
+    from automixer_core.published import write_manifest
+    from automixer_core.store import Store
+
+    path = tmp_path / "mixture.json"
+    path.write_text(json.dumps({**MIXTURE, "provenance": {"checkpoints": []}}))
+    with pytest.raises(ConfigError, match="publish did not finish"):
+        resolve_group_weights(str(path), ["math", "drama"])
+    write_manifest(Store(str(tmp_path)), "", ["mixture.json"])
+    assert resolve_group_weights(str(path), ["math", "drama"]) == pytest.approx({"math": 0.6, "drama": 0.4})

@@ -98,3 +98,22 @@ def test_diverged_checkpoints_are_never_chosen_and_the_reason_says_so() -> None:
     evals["acc_norm"] = float("nan")
     with pytest.raises(CheckpointError, match="Every checkpoint diverged"):
         select_artifacts(evals)
+
+
+def test_emergence_picks_the_checkpoint_after_the_largest_rise() -> None:
+    rows = [
+        ("c1", 100, "x", 0.25),
+        ("c2", 200, "x", 0.30),
+        ("c3", 300, "x", 0.80),  # +0.50: the rise
+        ("c4", 400, "x", 1.00),
+        ("c1", 100, "y", 0.25),
+        ("c2", 200, "y", 0.25),
+        ("c3", 300, "y", 0.35),
+        ("c4", 400, "y", 0.45),  # +0.10 twice: the later
+    ]
+    evals = pd.DataFrame(rows, columns=["checkpoint", "step", "benchmark", "acc_norm"])
+    sel = select_artifacts(evals, SelectionConfig(strategy="emergence")).set_index("benchmark")
+    assert sel.loc["x", "checkpoint"] == "c3" and "+0.5000 from step 200 to 300" in sel.loc["x", "reason"]
+    assert sel.loc["y", "checkpoint"] == "c4"
+    lone = select_artifacts(evals[evals["checkpoint"] == "c2"], SelectionConfig(strategy="emergence"))
+    assert set(lone["checkpoint"]) == {"c2"}

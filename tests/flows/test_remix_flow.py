@@ -14,7 +14,9 @@ from prefect.artifacts import Artifact
 
 import tasks.publish
 from automixer_core.config import RunConfig
+from automixer_core.errors import StorageError
 from automixer_core.mixture import Mixture
+from automixer_core.published import read_published_mixture
 from automixer_core.store import Store
 from flows.remix import remix_flow
 
@@ -142,9 +144,19 @@ def test_failed_publish_leaves_latest_on_the_previous_mixture(
     new_dirs = {k.split("/")[1] for k in store.list("mixtures") if k != "mixtures/latest.json"} - {
         first["id"]
     }
-    for d in new_dirs:  # the half-written mixture is incomplete: no mixture.json
-        assert not store.exists(f"mixtures/{d}/mixture.json")
+    assert new_dirs  # the failed publish left a folder behind ...
+    for d in new_dirs:  # ... that no reader takes for a mixture: it has no manifest
+        assert not store.exists(f"mixtures/{d}/manifest.json")
+        with pytest.raises(StorageError, match="publish did not finish"):
+            read_published_mixture(store.uri(f"mixtures/{d}/mixture.json"))
     assert json.loads(store.read_text(f"mixtures/{first['id']}/mixture.json"))["id"] == first["id"]
+    assert read_published_mixture(store.uri(f"mixtures/{first['id']}")).id == first["id"]
+    # the next run of the same inputs completes the interrupted publish
+    monkeypatch.undo()
+    done = remix_flow(changed)
+    assert done["id"] in new_dirs and done["written"] is True
+    assert read_published_mixture(done["uri"]).id == done["id"]
+    assert store.read_json("mixtures/latest.json")["id"] == done["id"]
 
 
 def test_a_diverged_checkpoint_is_never_an_artifact_model_and_the_run_goes_on(

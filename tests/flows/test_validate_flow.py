@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from automixer_core.config import RunConfig
-from automixer_core.errors import ConfigError
+from automixer_core.errors import ConfigError, StorageError
 from automixer_core.mixture import Mixture, MixtureDomain, MixtureGroup, Provenance
+from automixer_core.published import write_manifest
 from automixer_core.store import Store
 from flows.validate import validate_flow
 
@@ -71,13 +72,31 @@ def _hand_mixture(domains: dict[str, float]) -> Mixture:
     return Mixture(groups=[group], domains=entries, provenance=prov).with_id()
 
 
+def _publish(folder: Path, mixture: Mixture) -> Path:
+    """A published folder: mixture.json and its manifest (what readers require)."""
+    folder.mkdir(parents=True)
+    (folder / "mixture.json").write_text(mixture.to_json())
+    write_manifest(Store(str(folder)), "", ["mixture.json"])
+    return folder / "mixture.json"
+
+
+def test_an_interrupted_publish_is_refused(prefect_api: None, shared_data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mixtures" / "abc"
+    folder.mkdir(parents=True)
+    (folder / "mixture.json").write_text(_hand_mixture({"math": 1.0}).to_json())  # no manifest: killed
+    cfg = _config(
+        str(tmp_path / "store"), shared_data, tmp_path / "no-run", candidates=["mixture", "uniform"]
+    )
+    with pytest.raises(StorageError, match="publish did not finish"):
+        validate_flow(cfg, str(folder / "mixture.json"))
+
+
 @pytest.fixture(scope="module")
 def validated(
     prefect_api: None, shared_data: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("validate")
-    mixture_path = root / "mixture.json"
-    mixture_path.write_text(_hand_mixture({"math": 3.0, "howto": 1.0, "social": 1.0}).to_json())
+    mixture_path = _publish(root / "published", _hand_mixture({"math": 3.0, "howto": 1.0, "social": 1.0}))
     cfg = _config(
         str(root / "store"), shared_data, root / "no-run", candidates=["mixture", "uniform", "natural"]
     )
@@ -168,8 +187,7 @@ def test_a_rerun_trains_nothing_and_a_new_candidate_trains_only_itself(
 def test_a_mixture_of_another_corpus_is_refused_before_any_training(
     prefect_api: None, shared_data: Path, tmp_path: Path
 ) -> None:
-    path = tmp_path / "other.json"
-    path.write_text(_hand_mixture({"poetry": 1.0, "math": 1.0}).to_json())
+    path = _publish(tmp_path / "published", _hand_mixture({"poetry": 1.0, "math": 1.0}))
     cfg = _config(
         str(tmp_path / "store"), shared_data, tmp_path / "no-run", candidates=["mixture", "uniform"]
     )
