@@ -116,6 +116,18 @@ def run_units(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -> l
 
 
 def _run_on_dask(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -> list[dict[str, Any]]:
+    shipped = worker_config(config)  # Dask workers run in folders of their own
+    return dask_map(config, score_task, [_task_parameters(shipped, u) for u in units], on_done)
+
+
+def dask_map(config: RunConfig, task: Any, parameters: list[dict[str, Any]], on_done: OnDone) -> list[Any]:
+    """Run ``task`` once per parameter dict on the Dask cluster at ``execution.dask_address``, each
+    asking for one ``GPU`` resource (a worker declaring ``--resources GPU=1`` runs one at a time);
+    results in order. Shared by the scoring and the validation fan-outs.
+
+    Raises:
+        ExecutionError: the scheduler cannot be reached, or no worker declares a GPU resource.
+    """
     import dask
     from prefect_dask import DaskTaskRunner
 
@@ -132,13 +144,11 @@ def _run_on_dask(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -
         if gpus < 1:
             raise ExecutionError(
                 f"No worker of the Dask cluster at {address!r} declares a GPU resource "
-                f"({len(workers)} workers); a scoring task would wait forever",
+                f"({len(workers)} workers); a task would wait forever",
                 fix=f"start one worker per GPU with: dask worker {address} --nworkers 1 --resources GPU=1",
             )
-        # One GPU per scoring task: a worker declaring GPU=1 runs one unit at a time.
         with dask.annotate(resources={"GPU": 1}):
-            shipped = worker_config(config)  # Dask workers run in folders of their own
-            futures = [runner.submit(score_task, parameters=_task_parameters(shipped, u)) for u in units]
+            futures = [runner.submit(task, parameters=p) for p in parameters]
         results = []
         for f in futures:
             results.append(f.result())

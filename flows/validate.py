@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -18,10 +20,11 @@ from prefect.artifacts import (
 from prefect.task_runners import ThreadPoolTaskRunner
 
 import automixer_core
-from automixer_core.benchmarks import benchmark_data_digest
+from automixer_core.benchmarks import BenchmarkSpec, benchmark_data_digest
 from automixer_core.config import RunConfig
 from automixer_core.errors import ConfigError, ExecutionError
 from automixer_core.mixture import Mixture
+from automixer_core.proxy import ProxyConfig
 from automixer_core.published import read_published_mixture
 from automixer_core.store import Store
 from automixer_core.validation.candidates import (
@@ -35,6 +38,7 @@ from automixer_core.validation.report import render_validation
 from automixer_core.validation.stats import MEAN
 from automixer_core.validation.summary import summarize_validation
 from flows.remix import remix_flow
+from flows.scoring import dask_map, worker_config
 from tasks.corpus import shards_task
 from tasks.validation import prepare_task, read_final_questions, train_candidate_task, unit_digest
 
@@ -54,6 +58,75 @@ def _mixture_candidate(name: str, mixture: Mixture, uri: str, domains: list[str]
         )
     weights = mixture_weights({d.name: d.weight for d in mixture.domains}, domains, uri)
     return Candidate(name, weights, source=f"mixture {mixture.id}", meta={"mixture_uri": uri})
+
+
+def _shipped_specs(specs: list[BenchmarkSpec]) -> list[BenchmarkSpec]:
+    """Benchmark specs with local paths made absolute, for workers running in other folders."""
+
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None else p.resolve()
+
+    return [
+        s.model_copy(
+            update={
+                "data_dir": absolute(s.data_dir),
+                "path": absolute(s.path),
+                "custom_yaml": absolute(s.custom_yaml),
+            }
+        )
+        for s in specs
+    ]
+
+
+def _train_units(
+    config: RunConfig,
+    units: list[tuple[Candidate, int, str]],
+    target: ProxyConfig,
+    specs: list[BenchmarkSpec],
+    on_done: Callable[[], None],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Train every (candidate, seed) unit where ``execution.mode`` says: in this process (``local``;
+    ``workpool`` too, for now: the work pool fan-out covers scoring only) or on Dask (``dask``, one
+    ``GPU`` resource per unit). Returns the results in order and the failures in words (every other
+    unit is awaited first, and its results are kept in the store)."""
+    assert config.corpus is not None
+    if config.execution.mode == "dask":
+        shipped = worker_config(config)
+        assert shipped.corpus is not None
+        params = [
+            {
+                "store_uri": shipped.store,
+                "digest": digest,
+                "candidate": c.name,
+                "weights": c.weights,
+                "seed": seed,
+                "target": target,
+                "corpus_uri": shipped.corpus.uri,
+                "benchmarks": _shipped_specs(specs),
+                "evaluation": config.evaluation,
+            }
+            for c, seed, digest in units
+        ]
+        return dask_map(config, train_candidate_task, params, on_done), []
+    if config.execution.mode == "workpool":
+        get_run_logger().warning(
+            "validate trains its targets in this process: the work pool fan-out covers scoring"
+        )
+    futures = [
+        train_candidate_task.submit(
+            config.store, digest, c.name, c.weights, seed, target, config.corpus.uri, specs, config.evaluation
+        )
+        for c, seed, digest in units
+    ]
+    results = []
+    failed = []
+    for (c, seed, _), f in zip(units, futures, strict=True):
+        try:
+            results.append(f.result())
+        except Exception as exc:  # every other unit is awaited and kept before this is reported
+            failed.append(f"{c.name} seed {seed} ({type(exc).__name__}: {exc})")
+        on_done()
+    return results, failed
 
 
 @flow(name="validate", task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
@@ -113,27 +186,26 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
     target = val.target.model_copy(update={"tokenizer": prep["tokenizer"]})
     evaluation = config.evaluation
     units = [
-        (c, seed, unit_digest(c.digest, seed, target, corpus_digest, bench_digests, evaluation))
+        (
+            c,
+            seed,
+            unit_digest(
+                c.digest, seed, target, corpus_digest, bench_digests, evaluation, prep["tokenizer_digest"]
+            ),
+        )
         for c in candidates
         for seed in range(val.seeds)
     ]
     progress = cast(
         UUID, create_progress_artifact(0.0, key="validate-targets", description="target runs done")
     )
-    futures = [
-        train_candidate_task.submit(
-            config.store, digest, c.name, c.weights, seed, target, config.corpus.uri, specs, evaluation
-        )
-        for c, seed, digest in units
-    ]
-    results = []
-    failed = []
-    for i, ((c, seed, _), f) in enumerate(zip(units, futures, strict=True)):
-        try:
-            results.append(f.result())
-        except Exception as exc:  # every other unit is awaited and kept before this is reported
-            failed.append(f"{c.name} seed {seed} ({type(exc).__name__}: {exc})")
-        update_progress_artifact(progress, 100.0 * (i + 1) / len(futures))
+    done = [0]
+
+    def on_done() -> None:
+        done[0] += 1
+        update_progress_artifact(progress, 100.0 * done[0] / len(units))
+
+    results, failed = _train_units(config, units, target, specs, on_done)
     if failed:
         raise ExecutionError(
             f"{len(failed)} of {len(units)} target runs failed: " + "; ".join(failed),

@@ -63,6 +63,7 @@ def prepare_task(store_uri: str, corpus_uri: str, corpus_digest: str, target: Pr
     if store.exists(counts_key):
         return {
             "tokenizer": store.uri(f"validations/tokenizers/{digest}/tokenizer"),
+            "tokenizer_digest": digest,
             **store.read_json(counts_key),
             "computed": False,
         }
@@ -91,6 +92,7 @@ def prepare_task(store_uri: str, corpus_uri: str, corpus_digest: str, target: Pr
     store.write_json(counts_key, {"tokens": tokens, "documents": {g: len(t) for g, t in texts.items()}})
     return {
         "tokenizer": store.uri(f"validations/tokenizers/{digest}/tokenizer"),
+        "tokenizer_digest": digest,
         "tokens": tokens,
         "documents": {g: len(t) for g, t in texts.items()},
         "computed": True,
@@ -104,15 +106,18 @@ def unit_digest(
     corpus_digest: str,
     benchmark_digests: list[str],
     evaluation: EvalConfig,
+    tokenizer_digest: str = "",
 ) -> str:
-    """The key of one target run: candidate weights, seed, target config (with its tokenizer),
-    corpus, benchmarks, the fields of the evaluation that change numbers, and the code version."""
+    """The key of one target run: candidate weights, seed, target config, the shared tokenizer (by
+    its digest, not its location), corpus, benchmarks, the fields of the evaluation that change
+    numbers, and the code version. The store is not part of it: two stores hold the same run."""
     return _digest(
         {
             "weights": weights_digest,
             "seed": seed,
+            "tokenizer": tokenizer_digest,
             "target": target.model_dump(
-                mode="json", exclude={"num_threads", "device", "seed", "group_weights"}
+                mode="json", exclude={"num_threads", "device", "seed", "group_weights", "tokenizer"}
             ),
             "corpus": corpus_digest,
             "benchmarks": sorted(benchmark_digests),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,37 @@ def test_a_mixture_of_another_corpus_is_refused_before_any_training(
     with pytest.raises(ConfigError, match=r"\['poetry'\] that the corpus does not have"):
         validate_flow(cfg, str(path))
     assert not Store(cfg.store).list("validations/runs")
+
+
+@pytest.fixture()
+def dask_cluster(prefect_api: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A 2-process LocalCluster whose workers each declare one GPU; the API URL in the environment."""
+    from distributed import LocalCluster
+    from prefect.settings import PREFECT_API_URL
+
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, resources={"GPU": 1}, dashboard_address=None
+    ) as cluster:
+        yield str(cluster.scheduler_address)
+
+
+def test_dask_mode_trains_the_same_targets_on_the_cluster(
+    dask_cluster: str, validated: dict[str, Any], shared_data: Path, tmp_path: Path
+) -> None:
+    """The target runs fan out to Dask workers and give the local runs' numbers (to 1e-6: another
+    process, the same single thread)."""
+    cfg = _config(str(tmp_path / "store"), shared_data, tmp_path / "no-run")
+    cfg = cfg.model_copy(
+        update={"execution": cfg.execution.model_copy(update={"mode": "dask", "dask_address": dask_cluster})}
+    )
+    out = validate_flow(cfg)
+    assert out["counts"]["targets_trained"] == 2
+    local, remote = Store(validated["cfg"].store), Store(cfg.store)
+    doc = json.loads(remote.read_text(f"validations/{out['id']}/validation.json"))
+    for run in doc["runs"]:
+        for bench in BENCHES:
+            key = f"validations/runs/{run['digest']}/step-20/{bench}.parquet"
+            got = pd.read_parquet(io.BytesIO(remote.read_bytes(key)))
+            want = pd.read_parquet(io.BytesIO(local.read_bytes(key)))
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-9)
