@@ -17,7 +17,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 import automixer_core
-from automixer_core.aggregation import AggregationConfig, aggregate, artifact_steps
+from automixer_core.aggregation import Aggregation, AggregationConfig, aggregate, artifact_steps
 from automixer_core.exports import write_export
 from automixer_core.influence import InfluenceConfig
 from automixer_core.mixture import Mixture, membership_to_parquet, mixture_from_aggregation
@@ -75,6 +75,25 @@ def latest_mixture(store_uri: str) -> Mixture | None:
     return read_published_mixture(store.uri(folder), verify=False)
 
 
+def vanished_notes(previous: Mixture, agg: Aggregation) -> list[str]:
+    """Notes naming the domains and groups the previous mixture had and this one lacks (a corpus
+    that shrank, or a benchmark that no longer wins any document): never silent."""
+    notes = []
+    gone_domains = sorted(
+        {d.name for d in previous.domains or []} - set(agg.domains["name"] if agg.domains is not None else [])
+    )
+    if gone_domains:
+        notes.append(
+            f"shrunk: domain(s) {gone_domains} of the previous mixture {previous.id} are absent from this corpus"
+        )
+    gone_groups = sorted({g.name for g in previous.groups} - set(agg.groups["name"]))
+    if gone_groups:
+        notes.append(
+            f"shrunk: group(s) {gone_groups} of the previous mixture {previous.id} have no documents now"
+        )
+    return notes
+
+
 @task(name="publish-mixture", cache_policy=NO_CACHE)
 def publish_task(
     store_uri: str,
@@ -128,6 +147,12 @@ def publish_task(
                 "under influence.layers to cover them"
             )
             get_run_logger().warning(notes[-1])
+    previous = latest_mixture(store_uri)
+    if previous is not None:
+        notes += vanished_notes(previous, agg)
+        for note in notes:
+            if note.startswith("shrunk:"):
+                get_run_logger().warning(note)
     mixture: Mixture = mixture_from_aggregation(agg, provenance, notes=notes)
     latest = store.read_json(LATEST_KEY) if store.exists(LATEST_KEY) else None
     done_key = mixture_key(mixture.id, "mixture.json")
