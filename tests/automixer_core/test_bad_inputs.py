@@ -371,3 +371,24 @@ def test_selected_parameter_fraction(arch: str) -> None:
     assert float(qv.metadata["parameter_fraction"]) == pytest.approx(embed_head)
     res = score_documents(model, [("d0", make_docs()[3])], qv, cfg)
     assert float(res.metadata["parameter_fraction"]) == pytest.approx(embed_head)
+
+
+def test_an_unreachable_s3_endpoint_is_one_storage_error_with_bounded_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Port 9 on loopback refuses connections: the probe names the store and the fix, and the S3
+    client is configured to give up after 2 attempts with a 3 s connect timeout (the defaults of
+    botocore and s3fs multiply into 25-38 s)."""
+    from automixer_core.errors import StorageError
+    from automixer_core.store import Store, storage_options_from_env
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    opts = storage_options_from_env("s3")
+    assert opts["config_kwargs"]["retries"]["total_max_attempts"] == 2
+    assert opts["config_kwargs"]["connect_timeout"] == 3.0
+    with pytest.raises(
+        StorageError, match=r"s3://automixer-down/x.*cannot be written.*EndpointConnectionError"
+    ):
+        Store("s3://automixer-down/x").check_writable()
