@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import math
 import time
@@ -15,6 +16,7 @@ from automixer_core.benchmarks import Benchmark, BenchmarkSpec, benchmark_data_d
 from automixer_core.checkpoints import nonfinite_parameters
 from automixer_core.config import section_hash
 from automixer_core.evaluation import EvalConfig, evaluate_benchmark
+from automixer_core.leases import unit_lease
 from automixer_core.store import Store
 from tasks.keys import eval_key, examples_key
 from tasks.models import exclusive_model, resolve_device
@@ -52,6 +54,20 @@ def evaluate_task(
     key = eval_key(checkpoint["fingerprint"], bench.name, bench.digest, eval_config_hash(evaluation))
     if store.exists(key):
         return {"key": key, "computed": False}
+    with unit_lease(store, lease_name(key), lambda: store.exists(key)) as mine:
+        if not mine:  # another run evaluated it while this one waited
+            return {"key": key, "computed": False}
+        return _evaluate(store, key, checkpoint, bench, evaluation)
+
+
+def lease_name(*keys: str) -> str:
+    """The lease of the unit whose outputs are ``keys``."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]
+
+
+def _evaluate(
+    store: Store, key: str, checkpoint: dict[str, Any], bench: Benchmark, evaluation: EvalConfig
+) -> dict[str, Any]:
     device = resolve_device(evaluation.device)
     with exclusive_model(checkpoint, device) as (model, tokenizer):
         nonfinite = nonfinite_parameters(model)

@@ -20,9 +20,10 @@ from automixer_core.benchmarks import BenchmarkSpec
 from automixer_core.config import CorpusConfig
 from automixer_core.evaluation import gold_pairs
 from automixer_core.influence import InfluenceConfig, QueryVectors, build_query_vectors, score_documents
+from automixer_core.leases import unit_lease
 from automixer_core.store import Store
 from tasks.corpus import shard_documents
-from tasks.evaluate import cached_benchmark
+from tasks.evaluate import cached_benchmark, lease_name
 from tasks.keys import query_key, score_key
 from tasks.models import exclusive_model, resolve_device
 
@@ -101,6 +102,36 @@ def query_task(
     }
     keys = {name: query_key(checkpoint["fingerprint"], name, h) for name, h in hashes.items()}
     missing = [name for name, key in keys.items() if not store.exists(key)]
+    lease = contextlib.ExitStack()
+    if missing:
+        mine = lease.enter_context(
+            unit_lease(store, lease_name(*keys.values()), lambda: all(store.exists(k) for k in keys.values()))
+        )
+        missing = [name for name, key in keys.items() if not store.exists(key)] if mine else []
+    with lease:
+        _build_missing(store, checkpoint, loaded, missing, keys, influence, corpus, shards, hessian, device)
+    with store.open(next(iter(keys.values()))) as f:
+        fraction = QueryVectors.read_metadata(f).get("parameter_fraction")
+    return {
+        "hashes": hashes,
+        "keys": keys,
+        "computed": len(missing),
+        "parameter_fraction": float(fraction) if fraction is not None else None,
+    }
+
+
+def _build_missing(
+    store: Store,
+    checkpoint: dict[str, Any],
+    loaded: dict[str, Any],
+    missing: list[str],
+    keys: dict[str, str],
+    influence: InfluenceConfig,
+    corpus: CorpusConfig,
+    shards: list[dict[str, Any]],
+    hessian: list[tuple[str, int]],
+    device: str,
+) -> None:
     if missing:
         with exclusive_model(checkpoint, resolve_device(device)) as (model, tokenizer):
             queries = {name: gold_pairs(tokenizer, loaded[name].query_instances) for name in missing}
@@ -127,14 +158,6 @@ def query_task(
         get_run_logger().info(
             "Query vectors for %s at %s (%s)", missing, checkpoint["name"], influence.estimator
         )
-    with store.open(next(iter(keys.values()))) as f:
-        fraction = QueryVectors.read_metadata(f).get("parameter_fraction")
-    return {
-        "hashes": hashes,
-        "keys": keys,
-        "computed": len(missing),
-        "parameter_fraction": float(fraction) if fraction is not None else None,
-    }
 
 
 def _hessian_docs(
@@ -188,6 +211,26 @@ def score_task(
     """
     store = Store(store_uri)
     keys = unit_score_keys(checkpoint, query, shards)
+    every = [k for ks in keys.values() for k in ks]
+    if all(store.exists(k) for k in every):
+        return {"keys": keys, "computed": 0, "busy": None}
+    with unit_lease(store, lease_name(*every), lambda: all(store.exists(k) for k in every)) as mine:
+        if not mine:  # another run scored the unit while this one waited
+            return {"keys": keys, "computed": 0, "busy": None}
+        return _score_unit(store, keys, checkpoint, query, shards, influence, corpus, device, gpu_limit)
+
+
+def _score_unit(
+    store: Store,
+    keys: dict[str, list[str]],
+    checkpoint: dict[str, Any],
+    query: dict[str, Any],
+    shards: list[dict[str, Any]],
+    influence: InfluenceConfig,
+    corpus: CorpusConfig,
+    device: str,
+    gpu_limit: str | None,
+) -> dict[str, Any]:
     computed = 0
     busy: list[float] | None = None
     vectors_cache: dict[str, QueryVectors] = {}

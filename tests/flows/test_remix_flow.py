@@ -189,3 +189,41 @@ def test_a_diverged_checkpoint_is_never_an_artifact_model_and_the_run_goes_on(
         io.BytesIO(Store(cfg.store).read_bytes(out["report"]["evals.parquet"].split(cfg.store + "/")[1]))
     )
     assert evals.loc[evals["checkpoint"] == "checkpoint-999", "diverged"].all()
+
+
+def test_two_concurrent_remixes_compute_every_unit_once(
+    prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path
+) -> None:
+    """Two remixes of one config into one store at the same moment: each unit (evaluation, query
+    vectors, shard batch) is computed by one of them, the other waits on its lease and reads it."""
+    import threading
+
+    _copy_checkpoints(proxy_run, tmp_path / "run", 2)
+    cfg = _config(str(tmp_path / "store"), tmp_path / "run", shared_data, influence={"estimator": "grad_dot"})
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def one() -> None:
+        start.wait()
+        try:
+            results.append(remix_flow(cfg))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=900)
+    assert not errors, errors
+    assert results[0]["id"] == results[1]["id"]
+    total = {k: results[0]["counts"][k] + results[1]["counts"][k] for k in results[0]["counts"]}
+    mixture = Mixture.from_json(Store(cfg.store).read_text(f"mixtures/{results[0]['id']}/mixture.json"))
+    n_artifacts = len({a.checkpoint for a in mixture.provenance.artifacts})
+    assert total == {
+        "evaluations": 2 * len(BENCHES),
+        "queries": len(BENCHES),
+        "shards_scored": 9 * 2 * n_artifacts,
+    }
+    assert not Store(cfg.store).list("leases")  # every lease released
