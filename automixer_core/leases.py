@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from automixer_core.store import Store
 
@@ -31,12 +31,13 @@ LEASE_PREFIX = "leases"
 @dataclass(frozen=True)
 class LeaseConfig:
     """Attributes:
-    ttl_s: a lease not renewed for this long is expired (its holder is presumed dead).
+    ttl_s: a lease not renewed for this long is expired (its holder is presumed dead); default
+        60 s, or ``AUTOMIXER_LEASE_TTL_S``. A run resumed after a kill waits this long at most.
     poll_s: how often a waiting run looks for the output or an expired lease.
     settle_s: object stores: the delay between writing a token and reading it back.
     """
 
-    ttl_s: float = 60.0
+    ttl_s: float = field(default_factory=lambda: float(os.environ.get("AUTOMIXER_LEASE_TTL_S", "60")))
     poll_s: float = 1.0
     settle_s: float = 0.5
 
