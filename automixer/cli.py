@@ -284,6 +284,14 @@ def _print_mixture(out: dict[str, Any]) -> None:
     console.print(f"report:  {root}/report.html")
 
 
+def load_run_config(path: Path, store: str | None = None) -> Any:
+    """The run config at ``path`` (a RunConfig), with ``--store`` replacing its store when given."""
+    from automixer_core.config import load_config
+
+    cfg = load_config(path)
+    return cfg.model_copy(update={"store": store}) if store else cfg
+
+
 @command("remix")
 def remix_cmd(
     config: Annotated[Path, typer.Argument(help="run config YAML (see configs/example.yaml)")],
@@ -292,12 +300,7 @@ def remix_cmd(
     ] = None,
 ) -> None:
     """The whole method: evaluate, select, score the corpus, aggregate, publish a mixture."""
-    from automixer_core.config import RunConfig, load_config
-
-    cfg: RunConfig = load_config(config)
-    if store:
-        cfg = cfg.model_copy(update={"store": store})
-    _remix(cfg)
+    _remix(load_run_config(config, store))
 
 
 @command("export")

@@ -57,28 +57,32 @@ def planted_world(folder: Path, seed: int = 0) -> dict[str, Any]:
     return write_planted_world(folder, PlantedWorldConfig(seed=seed))
 
 
-def print_recovery(store: str, mixture_id: str, world: dict[str, Any]) -> dict[str, Any]:
-    """How the published groups and weights compare with the planted truth."""
-    import io
-
-    import pandas as pd
-
-    from automixer_core.mixture import Mixture
+def planted_recovery(store: str, mixture_id: str, world: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The published mixture and how its groups and weights compare with the planted truth
+    (:func:`~automixer_core.validation.recovery.group_recovery`)."""
+    from automixer_core.mixture import membership_from_parquet
+    from automixer_core.published import read_published_mixture
     from automixer_core.store import Store
     from automixer_core.validation.recovery import group_recovery
 
     s = Store(store)
-    mixture = Mixture.from_json(s.read_text(f"mixtures/{mixture_id}/mixture.json"))
-    membership = pd.read_parquet(io.BytesIO(s.read_bytes(f"mixtures/{mixture_id}/membership.parquet")))
-    teaches = {b["domain"]: name for name, b in world["benchmarks"].items()}
+    mixture = read_published_mixture(s.uri(f"mixtures/{mixture_id}"))
+    membership = membership_from_parquet(s.read_bytes(f"mixtures/{mixture_id}/membership.parquet"))
     harmful = [world["wrong_facts"]["domain"]] if world.get("wrong_facts") else []
     rec = group_recovery(
         membership,
-        teaches,
+        {b["domain"]: name for name, b in world["benchmarks"].items()},
         {d.name: d.weight for d in mixture.domains or []},
         distractors=world["distractors"],
         harmful=harmful,
     )
+    return mixture, rec
+
+
+def print_recovery(store: str, mixture_id: str, world: dict[str, Any]) -> dict[str, Any]:
+    """How the published groups and weights compare with the planted truth."""
+    mixture, rec = planted_recovery(store, mixture_id, world)
+    harmful = bool(world.get("wrong_facts"))
     table = Table(title="Planted truth: where each domain's scored documents went (group: documents)")
     table.add_column("domain")
     table.add_column("teaches")

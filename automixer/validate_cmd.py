@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from automixer.cli import _run, command, console
+from automixer.cli import _run, command, console, load_run_config
 
 
 def print_validation(out: dict[str, Any]) -> None:
@@ -53,12 +53,9 @@ def validate_cmd(
     ] = None,
 ) -> None:
     """Train target proxies on the mixture and on baselines (equal tokens, several seeds), compare them."""
-    from automixer_core.config import RunConfig, load_config
     from flows.validate import validate_flow
 
-    cfg: RunConfig = load_config(config)
-    if store:
-        cfg = cfg.model_copy(update={"store": store})
+    cfg = load_run_config(config, store)
     if seeds:
         cfg = cfg.model_copy(update={"validation": cfg.validation.model_copy(update={"seeds": seeds})})
     t0 = time.perf_counter()

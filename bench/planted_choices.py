@@ -14,7 +14,6 @@ aggregation cost seconds.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
@@ -22,14 +21,11 @@ from typing import Any
 
 import pandas as pd
 
-from automixer.demo import demo_run_config, planted_world
+from automixer.demo import demo_run_config, planted_recovery, planted_world
 from automixer.runtime import embedded_prefect
 from automixer_core.config import RunConfig
-from automixer_core.mixture import Mixture
 from automixer_core.proxy import train_proxy
 from automixer_core.proxy.config import demo_proxy_config
-from automixer_core.store import Store
-from automixer_core.validation.recovery import group_recovery
 
 #: One choice changed at a time from the defaults (section → fields), then a few combinations.
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -84,7 +80,6 @@ def main() -> None:
     if not (proxy / "proxy_run.json").exists():
         train_proxy(demo_proxy_config(), str(data / "corpus"), str(proxy), progress=False, overwrite=True)
         print(f"proxy trained in {time.perf_counter() - t0:.0f}s")
-    teaches = {b["domain"]: name for name, b in world["benchmarks"].items()}
     harmful = [world["wrong_facts"]["domain"]] if world.get("wrong_facts") else []
     base = demo_run_config(data, args.out, world=world)
     rows = []
@@ -97,18 +92,7 @@ def main() -> None:
                 raw.setdefault(section, {}).update(fields)
             t = time.perf_counter()
             out = remix_flow(RunConfig.model_validate(raw))
-            store = Store(raw["store"])
-            mixture = Mixture.from_json(store.read_text(f"mixtures/{out['id']}/mixture.json"))
-            membership = pd.read_parquet(
-                io.BytesIO(store.read_bytes(f"mixtures/{out['id']}/membership.parquet"))
-            )
-            rec = group_recovery(
-                membership,
-                teaches,
-                {d.name: d.weight for d in mixture.domains or []},
-                distractors=world["distractors"],
-                harmful=harmful,
-            )
+            mixture, rec = planted_recovery(raw["store"], out["id"], world)
             steps = sorted({a.step for a in mixture.provenance.artifacts})
             row = {
                 "variant": name,

@@ -45,10 +45,6 @@ from tasks.validation import prepare_task, read_final_questions, train_candidate
 VALIDATION_LATEST = "validations/latest.json"
 
 
-def _read_mixture(uri: str) -> Mixture:
-    return read_published_mixture(uri)
-
-
 def _mixture_candidate(name: str, mixture: Mixture, uri: str, domains: list[str]) -> Candidate:
     if not mixture.domains:
         raise ConfigError(
@@ -169,7 +165,7 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
                 )
             )
         elif kind == "mixture" and mixture is not None:
-            candidates.append(_mixture_candidate(kind, _read_mixture(mixture), mixture, domains))
+            candidates.append(_mixture_candidate(kind, read_published_mixture(mixture), mixture, domains))
         else:  # mixture (remix of the config), final, all: the remix builds them
             strategy = {"mixture": config.selection.strategy, "final": "final", "all": "all"}[kind]
             remix_cfg = config.model_copy(
@@ -177,7 +173,9 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
             )
             out = remix_flow(remix_cfg)
             remixes += 1
-            candidates.append(_mixture_candidate(kind, _read_mixture(out["uri"]), out["uri"], domains))
+            candidates.append(
+                _mixture_candidate(kind, read_published_mixture(out["uri"]), out["uri"], domains)
+            )
 
     specs = [
         s.model_copy(update={"eval_limit": val.eval_limit or s.eval_limit}) for s in config.benchmarks.specs()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import math
 import time
@@ -13,13 +12,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from automixer_core.benchmarks import Benchmark, BenchmarkSpec, benchmark_data_digest, load_benchmark
-from automixer_core.checkpoints import nonfinite_parameters
 from automixer_core.config import section_hash
 from automixer_core.evaluation import EvalConfig, evaluate_benchmark
 from automixer_core.leases import unit_lease
 from automixer_core.store import Store
-from tasks.keys import eval_key, examples_key
-from tasks.models import exclusive_model, resolve_device
+from tasks.keys import eval_key, examples_key, lease_name
+from tasks.models import exclusive_model, nonfinite_names, resolve_device
 
 
 @functools.lru_cache(maxsize=32)
@@ -60,17 +58,12 @@ def evaluate_task(
         return _evaluate(store, key, checkpoint, bench, evaluation)
 
 
-def lease_name(*keys: str) -> str:
-    """The lease of the unit whose outputs are ``keys``."""
-    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]
-
-
 def _evaluate(
     store: Store, key: str, checkpoint: dict[str, Any], bench: Benchmark, evaluation: EvalConfig
 ) -> dict[str, Any]:
     device = resolve_device(evaluation.device)
     with exclusive_model(checkpoint, device) as (model, tokenizer):
-        nonfinite = nonfinite_parameters(model)
+        nonfinite = nonfinite_names(checkpoint, model)
         if nonfinite:
             return _diverged(
                 store,
@@ -91,13 +84,7 @@ def _evaluate(
     store.write_bytes(examples_key(key), buf.getvalue())
     summary = {
         **result.metrics(),
-        "checkpoint": checkpoint["name"],
-        "checkpoint_uri": checkpoint["uri"],
-        "step": checkpoint["step"],
-        "fingerprint": checkpoint["fingerprint"],
-        "benchmark": bench.name,
-        "benchmark_digest": bench.digest,
-        "eval_split": bench.eval_split,
+        **_which(checkpoint, bench),
         "diverged": False,
         "seconds": seconds,
         "request_tokens": result.stats.request_tokens,
@@ -116,6 +103,19 @@ def _evaluate(
     return {"key": key, "computed": True}
 
 
+def _which(checkpoint: dict[str, Any], bench: Benchmark) -> dict[str, Any]:
+    """The fields of an evaluation summary that say what was evaluated."""
+    return {
+        "checkpoint": checkpoint["name"],
+        "checkpoint_uri": checkpoint["uri"],
+        "step": checkpoint["step"],
+        "fingerprint": checkpoint["fingerprint"],
+        "benchmark": bench.name,
+        "benchmark_digest": bench.digest,
+        "eval_split": bench.eval_split,
+    }
+
+
 def _diverged(
     store: Store, key: str, checkpoint: dict[str, Any], bench: Benchmark, why: str
 ) -> dict[str, Any]:
@@ -130,13 +130,7 @@ def _diverged(
         "gold_ll": nan,
         "gold_ll_stderr": nan,
         "n": 0,
-        "checkpoint": checkpoint["name"],
-        "checkpoint_uri": checkpoint["uri"],
-        "step": checkpoint["step"],
-        "fingerprint": checkpoint["fingerprint"],
-        "benchmark": bench.name,
-        "benchmark_digest": bench.digest,
-        "eval_split": bench.eval_split,
+        **_which(checkpoint, bench),
         "diverged": True,
         "diverged_reason": why,
         "seconds": 0.0,

@@ -23,8 +23,8 @@ from automixer_core.influence import InfluenceConfig, QueryVectors, build_query_
 from automixer_core.leases import unit_lease
 from automixer_core.store import Store
 from tasks.corpus import shard_documents
-from tasks.evaluate import cached_benchmark, lease_name
-from tasks.keys import query_key, score_key
+from tasks.evaluate import cached_benchmark
+from tasks.keys import lease_name, query_key, score_key
 from tasks.models import exclusive_model, resolve_device
 
 SCORE_PREFIX = "score__"

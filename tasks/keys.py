@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import automixer_core
 
 CODE_VERSION = automixer_core.__version__
@@ -37,3 +39,8 @@ def mixture_key(mixture_id: str, name: str) -> str:
 
 
 LATEST_KEY = "mixtures/latest.json"
+
+
+def lease_name(*keys: str) -> str:
+    """The lease of the unit whose outputs are ``keys`` (see automixer_core.leases)."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]

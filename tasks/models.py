@@ -9,11 +9,14 @@ from typing import Any
 
 import torch
 
-from automixer_core.checkpoints import CheckpointRef, load_checkpoint
+from automixer_core.checkpoints import CheckpointRef, load_checkpoint, nonfinite_parameters
 
 _LOCK = threading.Lock()
 _CACHE: dict[str, tuple[Any, Any]] = {}  # "<fingerprint>@<device>" -> (model, tokenizer); one at a time
-_IN_USE: dict[int, threading.Lock] = {}  # id(model) -> held while hooks are attached to it
+_IN_USE: dict[int, threading.Lock] = {}
+_NONFINITE: dict[
+    str, list[str]
+] = {}  # fingerprint -> its non-finite parameters (scanned once)  # id(model) -> held while hooks are attached to it
 
 
 def resolve_device(device: str) -> str:
@@ -56,3 +59,12 @@ def exclusive_model(checkpoint: dict[str, Any], device: str) -> Iterator[tuple[A
         lock = _IN_USE.setdefault(id(model), threading.Lock())
     with lock:
         yield model, tokenizer
+
+
+def nonfinite_names(checkpoint: dict[str, Any], model: Any) -> list[str]:
+    """:func:`nonfinite_parameters` of the checkpoint's model, scanned once per process (every
+    benchmark's evaluation of one checkpoint asks)."""
+    fp = checkpoint["fingerprint"]
+    if fp not in _NONFINITE:
+        _NONFINITE[fp] = nonfinite_parameters(model)
+    return _NONFINITE[fp]

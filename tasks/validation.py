@@ -20,9 +20,8 @@ from automixer_core.benchmarks import BenchmarkSpec
 from automixer_core.checkpoints import load_checkpoint
 from automixer_core.evaluation import EvalConfig, evaluate_benchmark
 from automixer_core.proxy import ProxyConfig, train_proxy
-from automixer_core.proxy.data import read_groups, tokenizer_sample
+from automixer_core.proxy.train import proxy_texts, proxy_tokenizer
 from automixer_core.store import Store
-from automixer_core.tokenizer import train_bpe_tokenizer
 from automixer_core.validation.metrics import METRICS, question_metrics
 from tasks.evaluate import cached_benchmark, eval_config_hash
 
@@ -67,28 +66,12 @@ def prepare_task(store_uri: str, corpus_uri: str, corpus_digest: str, target: Pr
             **store.read_json(counts_key),
             "computed": False,
         }
-    texts = read_groups(
-        corpus_uri,
-        text_field=target.text_field,
-        id_field=target.id_field,
-        group_field=target.group_field,
-        max_docs_per_group=target.max_docs_per_group,
-        max_docs=target.max_docs,
-    )
-    if target.tokenizer is not None:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(str(Store(target.tokenizer).local_dir("")))
-    else:
-        tok = train_bpe_tokenizer(
-            tokenizer_sample(texts, target.tokenizer_docs, target.tokenizer_max_chars),
-            vocab_size=target.vocab_size,
-        )
+    texts = proxy_texts(target, corpus_uri)
+    tok = proxy_tokenizer(target, texts)
     tokens = {g: int(sum(len(ids) + 1 for ids in tok(t)["input_ids"])) for g, t in texts.items()}
     with tempfile.TemporaryDirectory() as tmp:
         tok.save_pretrained(tmp)
-        for f in sorted(Path(tmp).iterdir()):
-            store.put_file(f, f"validations/tokenizers/{digest}/tokenizer/{f.name}")
+        store.put_dir(tmp, f"validations/tokenizers/{digest}/tokenizer")
     store.write_json(counts_key, {"tokens": tokens, "documents": {g: len(t) for g, t in texts.items()}})
     return {
         "tokenizer": store.uri(f"validations/tokenizers/{digest}/tokenizer"),

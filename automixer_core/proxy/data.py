@@ -21,6 +21,7 @@ import torch
 
 from automixer_core.corpus import iter_documents
 from automixer_core.errors import ConfigError, StorageError
+from automixer_core.published import is_complete
 from automixer_core.store import Store
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def load_mixture_weights(uri: str, corpus_groups: Iterable[str] | None = None) -
             f"Cannot read the mixture file {uri!r}: {exc}",
             fix="set group_weights to the path/URI of a mixture JSON, or to a dict of weights",
         ) from exc
-    if isinstance(data, dict) and "provenance" in data and not Store(parent or ".").exists("manifest.json"):
+    if isinstance(data, dict) and "provenance" in data and not is_complete(Store(parent or "."), ""):
         raise ConfigError(
             f"Mixture {uri!r} was published by AutoMixer but its folder has no manifest.json: the publish "
             "did not finish, so the mixture may be partial",

@@ -217,6 +217,26 @@ def _load_tokenizer(uri: str) -> PreTrainedTokenizerBase:
     return tok
 
 
+def proxy_texts(config: ProxyConfig, corpus_uri: str) -> dict[str, list[str]]:
+    """The corpus documents a proxy run with ``config`` trains on, by group."""
+    return read_groups(
+        corpus_uri,
+        text_field=config.text_field,
+        id_field=config.id_field,
+        group_field=config.group_field,
+        max_docs_per_group=config.max_docs_per_group,
+        max_docs=config.max_docs,
+    )
+
+
+def proxy_tokenizer(config: ProxyConfig, texts: dict[str, list[str]]) -> PreTrainedTokenizerBase:
+    """``config.tokenizer`` loaded, or a BPE tokenizer trained on a sample spread over the groups."""
+    if config.tokenizer is not None:
+        return _load_tokenizer(config.tokenizer)
+    sample = tokenizer_sample(texts, config.tokenizer_docs, config.tokenizer_max_chars)
+    return train_bpe_tokenizer(sample, vocab_size=config.vocab_size)
+
+
 def _prepare_output(store: Store, overwrite: bool) -> None:
     existing = store.list("")
     if not existing:
@@ -273,14 +293,7 @@ def train_proxy(
     out = Store(output_uri)
     _prepare_output(out, overwrite)
 
-    texts = read_groups(
-        corpus_uri,
-        text_field=config.text_field,
-        id_field=config.id_field,
-        group_field=config.group_field,
-        max_docs_per_group=config.max_docs_per_group,
-        max_docs=config.max_docs,
-    )
+    texts = proxy_texts(config, corpus_uri)
     weights = resolve_group_weights(config.group_weights, texts)
     weights_source = (
         config.group_weights
@@ -289,13 +302,7 @@ def train_proxy(
     )
     logger.info("Proxy corpus %s: %s", corpus_uri, {g: len(t) for g, t in texts.items()})
 
-    if config.tokenizer is not None:
-        tokenizer = _load_tokenizer(config.tokenizer)
-    else:
-        tokenizer = train_bpe_tokenizer(
-            tokenizer_sample(texts, config.tokenizer_docs, config.tokenizer_max_chars),
-            vocab_size=config.vocab_size,
-        )
+    tokenizer = proxy_tokenizer(config, texts)
     eos_id = int(tokenizer.eos_token_id)
     vocab = len(tokenizer)
 

@@ -449,32 +449,27 @@ def _make_names(rng: random.Random, n: int, taken: set[str]) -> list[str]:
     return out
 
 
+def _slots(rng: random.Random) -> dict[str, str]:
+    """The common words of a filler or prose sentence (drawn in this order: the files depend on it)."""
+    return {
+        "verb": rng.choice(_VERB),
+        "adj": rng.choice(_ADJ),
+        "person": rng.choice(_PERSON),
+        "obj": rng.choice(_OBJECT),
+        "place": rng.choice(_PLACE),
+        "time": rng.choice(_TIME),
+    }
+
+
 def _filler(rng: random.Random, theme: str) -> str:
     template = rng.choice(_FILLER)
-    return template.format(
-        theme=theme,
-        verb=rng.choice(_VERB),
-        adj=rng.choice(_ADJ),
-        person=rng.choice(_PERSON),
-        obj=rng.choice(_OBJECT),
-        place=rng.choice(_PLACE),
-        time=rng.choice(_TIME),
-    )
+    return template.format(theme=theme, **_slots(rng))
 
 
 def _prose(rng: random.Random, names: Sequence[str]) -> str:
     template = rng.choice(_PROSE)
     e, e2 = rng.sample(list(names), 2) if len(names) > 1 else (names[0], names[0])
-    return template.format(
-        e=e,
-        e2=e2,
-        verb=rng.choice(_VERB),
-        adj=rng.choice(_ADJ),
-        person=rng.choice(_PERSON),
-        obj=rng.choice(_OBJECT),
-        place=rng.choice(_PLACE),
-        time=rng.choice(_TIME),
-    )
+    return template.format(e=e, e2=e2, **_slots(rng))
 
 
 def _statement_counts(weights: Sequence[float], total: int) -> list[int]:

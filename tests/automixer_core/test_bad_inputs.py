@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +37,8 @@ from automixer_core.errors import BenchmarkError, CheckpointError, ConfigError, 
 from automixer_core.influence import InfluenceConfig, QueryVectors, build_query_vectors, score_documents
 from automixer_core.influence.params import selected_parameter_fraction
 from tests.automixer_core.influence.conftest import WINDOW, make_docs, make_model, make_queries
+from tests.automixer_core.influence.conftest import _one_thread as _one_thread  # autouse here too
 from tests.fixtures_models import tiny_llama_config
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from intra-op threads on shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
