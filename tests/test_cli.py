@@ -119,3 +119,42 @@ def test_schema_prints_the_run_form_from_the_code() -> None:
         assert text in result.output
     missing = runner.invoke(app, ["schema", "nope"])
     assert missing.exit_code == 2 and "no deployment named 'nope'" in missing.output
+
+
+def test_misspelt_names_fail_at_config_load_before_any_work(tmp_path: Path) -> None:
+    """An unknown benchmark or export format is one clean message and exit 2; nothing is started."""
+    for bad, name in (
+        ("benchmarks: {names: [arc_easy, pica]}", "pica"),
+        ("publish: {exports: [megatorn]}", "megatorn"),
+    ):
+        cfg = tmp_path / "run.yaml"
+        cfg.write_text(f"store: {tmp_path / 'store'}\ncheckpoints: {{uri: x}}\ncorpus: {{uri: y}}\n{bad}\n")
+        result = runner.invoke(app, ["remix", str(cfg)])
+        assert result.exit_code == 2, result.output
+        assert name in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "store").exists()
+
+
+def test_a_run_that_fails_exits_1_with_one_message(prefect_api: None, tmp_path: Path) -> None:
+    """The run starts (the store probe passes) and fails on a missing checkpoint folder: exit 1 and
+    the typed error's message last. (Prefect's own log of the failed task, with its traceback, is
+    still printed above it.)"""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"store: {tmp_path / 'store'}\ncheckpoints: {{uri: {tmp_path / 'no-such-run'}}}\ncorpus: {{uri: {tmp_path}}}\n"
+    )
+    result = runner.invoke(app, ["remix", str(cfg)])
+    assert result.exit_code == 1, result.output
+    last = result.output[result.output.rindex("error:") :]
+    assert "no-such-run" in last and "Fix:" in last and "Traceback" not in last
+
+
+def test_trigger_names_an_unreachable_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+        result = runner.invoke(app, ["trigger", "remix", "--timeout", "5"])
+    assert result.exit_code == 2, result.output
+    assert "Cannot reach the Prefect API at http://127.0.0.1:9/api" in " ".join(result.output.split())
+    assert "Traceback" not in result.output

@@ -64,6 +64,8 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     assert abs(sum(g.weight for g in mixture.groups) - 1) < 1e-9
     assert all(g.weight >= 0 for g in mixture.groups)
     assert {a.benchmark for a in mixture.provenance.artifacts} == set(BENCHES)
+    fraction = (mixture.provenance.model_extra or {})["parameter_fraction"]
+    assert 0 < fraction < 1  # embed_head: the tied embedding's share of the proxy's parameters
     assert store.read_json("mixtures/latest.json")["id"] == first["id"]
     progress = Artifact.get("remix-scoring")  # the UI's progress bar for the scoring fan-out
     assert progress is not None and progress.type == "progress" and float(progress.data) == 100.0
