@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from automixer.runtime import embedded_prefect, prepare_environment
 
@@ -56,26 +57,32 @@ EXIT_RUN_FAILED = 1
 
 
 def _fail(exc: Exception, code: int = EXIT_USAGE) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    from automixer_core.errors import AutoMixerError
+
+    kind = f"{type(exc).__name__}: " if isinstance(exc, AutoMixerError) else ""
+    # Text, not markup: a message may hold brackets ("names: [arc_easy, pica]").
+    err_console.print(Text.assemble(("error: ", "bold red"), f"{kind}{exc}"), highlight=False)
     raise typer.Exit(code=code)
 
 
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``fn`` (a flow) on the embedded Prefect API. A typed error prints as one clear message;
-    any other exception as one line, its traceback written to ``.automixer/logs/``; exit code 1."""
+    any other exception as one line; exit code 1. Tracebacks (Prefect's logs of a failed task, and
+    the final exception's) go to one file under ``.automixer/logs/``, never to the terminal."""
     import traceback
 
+    from automixer.tracebacks import append_traceback, new_log_path, tracebacks_to
     from automixer_core.errors import AutoMixerError
 
+    log = new_log_path()
     try:
-        with embedded_prefect():
+        with embedded_prefect(), tracebacks_to(log):
             return fn(*args, **kwargs)
     except AutoMixerError as exc:
+        append_traceback(log, traceback.format_exc())
         _fail(exc, EXIT_RUN_FAILED)
     except Exception as exc:
-        log = Path(".automixer/logs") / f"error-{time.strftime('%Y%m%d-%H%M%S')}.txt"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc())
+        append_traceback(log, traceback.format_exc())
         _fail(
             RuntimeError(f"the run failed: {type(exc).__name__}: {exc} (traceback: {log})"), EXIT_RUN_FAILED
         )

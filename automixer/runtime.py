@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -38,6 +39,53 @@ def _exit_cleanly_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
+#: The watchdog: blocks on its stdin (a pipe only the CLI holds open); end of file means the CLI is
+#: gone, however it died (SIGKILL included), so it stops the server: SIGTERM, then SIGKILL after 5 s.
+_WATCHDOG = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+pid = int(sys.argv[1])
+sys.stdin.buffer.read()
+for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        break
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+"""
+
+
+def _stop_with_this_process(server_pid: int) -> None:
+    """Start a watchdog that stops the server ``server_pid`` once this process is gone.
+
+    At-exit hooks and the SIGTERM handler cover a normal exit and ``kill``; ``kill -9`` of this
+    process (an OOM kill, a scheduler's hard stop) runs neither, and the server would run on.
+    """
+    read_end, write_end = os.pipe()
+    try:
+        subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(server_pid)],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C or group kill of the CLI does not reach it first
+        )
+    finally:
+        os.close(read_end)
+    # write_end stays open (and is not inherited: os.pipe descriptors are non-inheritable) until
+    # this process ends; a reference keeps it from being collected.
+    _WATCHDOG_PIPES.append(write_end)
+
+
+_WATCHDOG_PIPES: list[int] = []
+
+
 def configured_api_url(home: Path | None = None) -> str | None:
     """The Prefect API set in the environment or profile (a server workers can poll), else None."""
     prepare_environment(home)
@@ -62,6 +110,8 @@ def embedded_prefect(home: Path | None = None) -> Iterator[str]:
     server = SubprocessASGIServer()
     server.start(timeout=90)
     _exit_cleanly_on_sigterm()
+    if server.server_process is not None:
+        _stop_with_this_process(server.server_process.pid)
     os.environ["PREFECT_API_URL"] = server.api_url
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield server.api_url

@@ -135,10 +135,13 @@ def test_misspelt_names_fail_at_config_load_before_any_work(tmp_path: Path) -> N
         assert not (tmp_path / "store").exists()
 
 
-def test_a_run_that_fails_exits_1_with_one_message(prefect_api: None, tmp_path: Path) -> None:
-    """The run starts (the store probe passes) and fails on a missing checkpoint folder: exit 1 and
-    the typed error's message last. (Prefect's own log of the failed task, with its traceback, is
-    still printed above it.)"""
+def test_a_run_that_fails_exits_1_with_one_message(
+    prefect_api: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run starts (the store probe passes) and fails on a missing checkpoint folder: exit 1, the
+    typed error's class and message last, and no traceback anywhere on screen: Prefect's log of the
+    failed task keeps its one-line message and points at the log file that holds the traceback."""
+    monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "run.yaml"
     cfg.write_text(
         f"store: {tmp_path / 'store'}\ncheckpoints: {{uri: {tmp_path / 'no-such-run'}}}\ncorpus: {{uri: {tmp_path}}}\n"
@@ -146,7 +149,14 @@ def test_a_run_that_fails_exits_1_with_one_message(prefect_api: None, tmp_path: 
     result = runner.invoke(app, ["remix", str(cfg)])
     assert result.exit_code == 1, result.output
     last = result.output[result.output.rindex("error:") :]
-    assert "no-such-run" in last and "Fix:" in last and "Traceback" not in last
+    assert last.startswith("error: CheckpointError: ")
+    assert "no-such-run" in last and "Fix:" in last
+    assert "Traceback" not in result.output
+    logs = list((tmp_path / ".automixer" / "logs").glob("run-*.txt"))
+    assert len(logs) == 1
+    text = logs[0].read_text()
+    assert text.count("Traceback (most recent call last)") >= 3  # the task's, the flow's, the CLI's
+    assert "automixer_core/checkpoints.py" in text and "CheckpointError" in text
 
 
 def test_trigger_names_an_unreachable_server(monkeypatch: pytest.MonkeyPatch) -> None:
