@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -45,6 +46,22 @@ class TracebackToFile(logging.Filter):
         return True
 
 
+def _reopen_if_closed(handler: logging.Handler) -> None:
+    """Point a console handler whose stream was closed at today's ``sys.stderr``.
+
+    Prefect binds its console handler to the ``sys.stderr`` of the moment logging was set up; a
+    command run earlier in the same process under a replaced stderr (a test runner, a notebook
+    cell) leaves it writing to a closed stream, and every record then prints "Logging error".
+    """
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return
+    if getattr(handler.stream, "closed", False):
+        handler.stream = sys.stderr  # not setStream: it flushes the closed stream first
+        console = getattr(handler, "console", None)  # Prefect's handler writes through a rich Console
+        if console is not None:
+            console.file = sys.stderr
+
+
 @contextlib.contextmanager
 def tracebacks_to(path: Path) -> Iterator[Path]:
     """Within the block, tracebacks logged through the root logger's handlers go to ``path``."""
@@ -52,6 +69,7 @@ def tracebacks_to(path: Path) -> Iterator[Path]:
     handlers = list(logging.getLogger().handlers)
     for h in handlers:
         h.addFilter(tb_filter)
+        _reopen_if_closed(h)
     try:
         yield path
     finally:

@@ -491,6 +491,15 @@ def load_checkpoint(
         with quiet_transformers_progress():
             model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     except Exception as exc:
+        mismatched = _shape_mismatches(folder, config)
+        if mismatched:
+            raise CheckpointError(
+                f"Checkpoint {uri!r}: {len(mismatched)} weight(s) do not have the shape its config.json "
+                f"implies: {'; '.join(mismatched[:3])}",
+                expected="weights saved with the config.json beside them",
+                fix="re-save the checkpoint with the model's own config (model.save_pretrained), or "
+                "restore the config.json it was trained with",
+            ) from exc
         raise CheckpointError(
             f"Cannot load the model of checkpoint {uri!r}: {type(exc).__name__}: {exc}",
             fix="check config.json and the weight files (re-save or re-upload the checkpoint)",
@@ -503,7 +512,9 @@ def load_checkpoint(
         try:
             tok_source = Store(tok_uri).local_dir("")
         except StorageError as exc:
-            raise CheckpointError(f"Cannot fetch tokenizer {tok_uri!r}: {exc}", fix="check the URI") from exc
+            raise CheckpointError(
+                f"Cannot fetch tokenizer {tok_uri!r}: {exc.found}", fix="check the URI"
+            ) from exc
     try:
         tok = AutoTokenizer.from_pretrained(str(tok_source))
     except Exception as exc:
@@ -515,6 +526,31 @@ def load_checkpoint(
         ) from exc
     _check_vocab_fits(model, tok, uri, None if tokenizer is None else str(tokenizer))
     return model, tok
+
+
+def _shape_mismatches(folder: Path, config: Any) -> list[str]:
+    """``"<name>: saved (a, b), config.json implies (c, d)"`` for each safetensors weight whose shape
+    differs from the model ``config`` builds (on the meta device: nothing is allocated)."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        found: dict[str, tuple[int, ...]] = {}
+        for f in sorted(folder.glob("*.safetensors")):
+            with safe_open(str(f), "pt") as sf:
+                for k in sf.keys():  # noqa: SIM118  # safe_open is not a mapping
+                    found[k] = tuple(sf.get_slice(k).get_shape())
+    except Exception:  # the weights or config are broken in another way: the caller's error says so
+        return []
+    return [
+        f"{k}: saved {found[k]}, config.json implies {expected[k]}"
+        for k in found
+        if k in expected and found[k] != expected[k]
+    ]
 
 
 def _check_vocab_fits(

@@ -267,6 +267,8 @@ def load_config(path: str | Path, model: type[BaseModel] = RunConfig) -> Any:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(
-            f"Config file {str(path)!r} holds a {type(data).__name__}", expected="a mapping of sections"
+            f"Config file {str(path)!r} holds a {type(data).__name__}",
+            expected="a mapping of sections (store:, checkpoints:, benchmarks:, corpus:, ...)",
+            fix="start from configs/example.yaml",
         )
     return parse_config(data, model, source=str(path))

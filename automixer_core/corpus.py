@@ -225,7 +225,7 @@ def _make_document(
         raise _field_error(file_uri, row, text_field, obj, "is missing")
     text = obj[text_field]
     if not isinstance(text, str):
-        raise _field_error(file_uri, row, text_field, obj, f"is a {type(text).__name__}, not a string")
+        raise _field_error(file_uri, row, text_field, obj, f"is of type {type(text).__name__}, not a string")
     doc_id = obj.get(id_field)
     group = obj.get(group_field)
     return Document(
@@ -263,8 +263,9 @@ def _iter_json_rows(store: Store, key: str, start: int, stop: int | None) -> Ite
                         fix="repair or remove that line",
                     ) from exc
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            where = "at its start" if lineno == 0 else f"after row {row} (line {lineno})"
             raise CorpusError(
-                f"{file_uri}: cannot decompress after row {row} (line {lineno}): {exc}",
+                f"{file_uri}: cannot decompress {where}: {exc}",
                 expected="a complete gzip file",
                 fix="re-upload the file, or remove it from the corpus",
             ) from exc

@@ -55,7 +55,7 @@ def read_published_mixture(uri: str, *, verify: bool = True) -> Mixture:
     folder_uri = uri.rpartition("/")[0] if uri.endswith(".json") else uri
     name = posixpath.basename(uri) if uri.endswith(".json") else MIXTURE
     store = Store(folder_uri or ".")
-    if not store.exists(MANIFEST) and not store.list(""):
+    if not store.exists(name):
         raise StorageError(
             f"No mixture document at {store.uri(name)!r}",
             expected="a mixtures/<id>/mixture.json written by `automixer remix`",

@@ -20,15 +20,13 @@ import automixer_core
 from automixer_core.aggregation import Aggregation, AggregationConfig, aggregate, artifact_steps
 from automixer_core.exports import write_export
 from automixer_core.influence import InfluenceConfig
+from automixer_core.influence.params import coverage_note
 from automixer_core.mixture import Mixture, membership_to_parquet, mixture_from_aggregation
 from automixer_core.published import MIXTURE, is_complete, read_published_mixture, write_manifest
 from automixer_core.report import render_report
 from automixer_core.store import Store
 from tasks.influence import SCORE_PREFIX
 from tasks.keys import LATEST_KEY, mixture_key
-
-#: Below this share of the parameters, ``all_linear`` has missed much of the model: say so.
-ALL_LINEAR_MIN_FRACTION = 0.5
 
 
 def _read_scores(store: Store, keys: list[str]) -> pd.DataFrame:
@@ -140,13 +138,10 @@ def publish_task(
     notes: list[str] = []
     if parameter_fraction is not None:
         provenance["parameter_fraction"] = round(parameter_fraction, 6)
-        if influence.layers == "all_linear" and parameter_fraction < ALL_LINEAR_MIN_FRACTION:
-            notes.append(
-                f"influence: layers all_linear covers only {parameter_fraction:.0%} of the model's parameters "
-                "(modules that are not nn.Linear, such as fused experts, are left out); list module patterns "
-                "under influence.layers to cover them"
-            )
-            get_run_logger().warning(notes[-1])
+        note = coverage_note(influence.layers, parameter_fraction)
+        if note is not None:
+            notes.append(note)
+            get_run_logger().warning(note)
     previous = latest_mixture(store_uri)
     if previous is not None:
         notes += vanished_notes(previous, agg)

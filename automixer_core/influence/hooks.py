@@ -270,12 +270,17 @@ class CaptureEngine:
         """
         missing = [k for k in range(len(self.uses)) if k not in ctx.fired]
         if missing:
+            # short names of the selected modules that did run, as a concrete alternative (e.g. Mamba's
+            # dt_proj is read directly, its in_proj/x_proj/out_proj are called)
+            ran = dict.fromkeys(self.uses[k][0].module_name.rsplit(".", 1)[-1] for k in sorted(ctx.fired))
+            called = f"modules such as {'/'.join(list(ran)[:6])}, which ran, or " if ran else ""
             raise ModelError(
                 f"selected module(s) {self._names(missing)} of {type(self.model).__name__} did not run in "
                 "the forward pass, so their contribution to every gradient would be silently missing",
                 expected="each selected module to be called as a module (module(x)) in the forward; a weight "
                 "read directly (F.linear(x, module.weight)) bypasses the hooks that capture its activations",
-                fix="select other layers (config influence.layers), or make the model call these modules",
+                fix="select other layers (config influence.layers): patterns that leave these modules out and "
+                f"match only layers the model calls ({called}embed_head); or make the model call these modules",
             )
 
     def _check_all_contributed(self, ctx: _Ctx) -> None:

@@ -239,3 +239,19 @@ def selected_parameter_fraction(model: nn.Module, layers: str | list[str]) -> fl
         ModelError: as :func:`select_blocks` for a selection that does not fit the model.
     """
     return blocks_parameter_fraction(model, select_blocks(model, layers))
+
+
+#: Below this share of the parameters, an ``all_linear`` selection is flagged in the mixture's notes.
+ALL_LINEAR_MIN_FRACTION = 0.5
+
+
+def coverage_note(layers: str | list[str], fraction: float) -> str | None:
+    """The mixture note for an ``all_linear`` selection that covers less than
+    :data:`ALL_LINEAR_MIN_FRACTION` of the parameters (fused experts are not ``nn.Linear``), else None."""
+    if layers != "all_linear" or fraction >= ALL_LINEAR_MIN_FRACTION:
+        return None
+    return (
+        f"influence: layers all_linear covers only {fraction:.0%} of the model's parameters "
+        "(modules that are not nn.Linear, such as fused experts, are left out); list module patterns "
+        "under influence.layers to cover them"
+    )

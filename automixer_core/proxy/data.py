@@ -84,7 +84,7 @@ def load_mixture_weights(uri: str, corpus_groups: Iterable[str] | None = None) -
         data = Store(parent or ".").read_json(name)
     except StorageError as exc:
         raise ConfigError(
-            f"Cannot read the mixture file {uri!r}: {exc}",
+            f"Cannot read the mixture file {uri!r}: {exc.found}",
             fix="set group_weights to the path/URI of a mixture JSON, or to a dict of weights",
         ) from exc
     if isinstance(data, dict) and "provenance" in data and not is_complete(Store(parent or "."), ""):

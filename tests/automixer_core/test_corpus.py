@@ -140,8 +140,8 @@ def test_malformed_row_names_file_row_and_streams_up_to_it(tmp_path: Path) -> No
     ("row", "problem"),
     [
         ({"body": "x"}, "is missing"),
-        ({"text": None}, "is a NoneType, not a string"),
-        ({"text": 3}, "is a int"),
+        ({"text": None}, "is of type NoneType, not a string"),
+        ({"text": 3}, "is of type int"),
     ],
 )
 def test_bad_text_field_names_file_row_field(tmp_path: Path, row: dict, problem: str) -> None:
