@@ -18,8 +18,13 @@ The rules, with the choices that are ours (DESIGN §1 marks them so):
   I_b scaled per benchmark by ``normalize`` (none: Ĩ = I; zscore; rank). With ``residual: true``
   a harmful document goes to the group ``residual`` instead: by ``residual_rule:
   negative_joint`` (default) one with I_joint(x) < ``residual_threshold`` (0) or negative for
-  every benchmark; by ``all_negative`` only one negative (< 0) for every b. Benchmarks that win
-  no document have no group (a note says so).
+  every benchmark; by ``all_negative`` only one negative (< 0) for every b. With
+  ``residual_domains: negative`` (default) every document of a labelled domain whose joint density
+  ρ_d (step 6 over all its documents) is below ``residual_threshold`` goes there too, its
+  documents' own scores notwithstanding (``confident``: only where the upper end of ρ_d's
+  bootstrap interval is below it; ``off``: never). Each document moved is counted under the first
+  rule that moves it, in the order all_negative, negative_joint, negative_domain
+  (``Aggregation.residual_moves``). Benchmarks that win no document have no group (a note says so).
 - Step 6, density: ρ_g = (1/T_g) Σ_{x∈g} I_joint(x)·n_x with T_g = Σ_{x∈g} n_x (ρ_g = 0 when
   T_g = 0).
 - Step 6, weights with the floor m = ``min_weight`` (``floor_weights``): let ρ⁺ = max(ρ, 0).
@@ -80,6 +85,11 @@ class AggregationConfig(BaseModel):
     residual_threshold: float = Field(
         0.0, description="negative_joint: documents with I_joint below this go to residual"
     )
+    residual_domains: Literal["negative", "confident", "off"] = Field(
+        "negative",
+        description="documents of a labelled domain whose joint density is below residual_threshold go "
+        "to residual (negative) | only where its whole bootstrap interval is (confident) | never (off)",
+    )
     normalize: Literal["none", "zscore", "rank"] = Field(
         "rank",
         description="per-benchmark scaling of the scores before the argmax grouping (the joint influence "
@@ -110,6 +120,8 @@ class Aggregation:
         notes: plain-language remarks (fallbacks, floored groups, benchmarks with no documents).
         weight_samples: [R, G] bootstrap weights in ``groups`` row order (None without bootstrap).
         domain_weight_samples: [R, D] the same for ``domains``.
+        residual_moves: per residual rule that moved a document, ``{rule, documents, tokens,
+            by_domain}`` (``by_domain``: label → documents; empty without labels).
     """
 
     groups: pd.DataFrame
@@ -122,6 +134,7 @@ class Aggregation:
     notes: list[str] = field(default_factory=list)
     weight_samples: np.ndarray | None = None
     domain_weight_samples: np.ndarray | None = None
+    residual_moves: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -375,17 +388,47 @@ def normalized_scores(mat: np.ndarray, method: Literal["none", "zscore", "rank"]
     ) / len(mat)
 
 
-def _moved_note(
-    scores: pd.DataFrame, moved: np.ndarray, n: np.ndarray, domain_column: str, threshold: float
-) -> str:
+def _move_record(rule: str, moved: np.ndarray, n: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
+    by_domain: dict[str, int] = {}
+    if labels is not None:
+        counts = pd.Series(labels[moved]).value_counts()
+        by_domain = {str(d): int(c) for d, c in counts.items()}
+    return {
+        "rule": rule,
+        "documents": int(moved.sum()),
+        "tokens": int(n[moved].sum()),
+        "by_domain": by_domain,
+    }
+
+
+_RULE_WORDS = {
+    "all_negative": "negative for every benchmark",
+    "negative_joint": "with joint influence below {t:g} (but positive for some benchmark)",
+    "negative_domain": "of domains whose joint density is below {t:g}",
+}
+
+
+def _move_note(move: dict[str, Any], threshold: float) -> str:
     where = ""
-    if domain_column in scores.columns:
-        by_domain = pd.Series(scores[domain_column].to_numpy()[moved]).value_counts()
-        where = " from " + ", ".join(f"{d} {c}" for d, c in by_domain.items())
+    if move["by_domain"]:
+        where = " from " + ", ".join(f"{d} {c}" for d, c in move["by_domain"].items())
+    words = _RULE_WORDS[move["rule"]].format(t=threshold)
     return (
-        f"residual: {int(moved.sum())} documents ({int(n[moved].sum()):,} tokens) with joint influence "
-        f"below {threshold:g} but positive for some benchmark moved out of the weighted groups{where}"
+        f"residual ({move['rule']}): {move['documents']} documents ({move['tokens']:,} tokens) {words} "
+        f"moved out of the weighted groups{where}"
     )
+
+
+def _harmful_domains(
+    dcodes: np.ndarray, kd: int, contrib: np.ndarray, n: np.ndarray, config: AggregationConfig
+) -> np.ndarray:
+    """[kd] bool: the domains whose joint density is below the threshold (``confident``: the
+    upper end of its bootstrap interval, over the same resamples as the weights' intervals)."""
+    rho = _densities(dcodes, contrib, n, kd)[0]
+    if config.residual_domains == "confident" and config.bootstrap > 0:
+        boot = _bootstrap([(dcodes, kd)], contrib, n, config.bootstrap, config.seed)[0]
+        rho = np.quantile(boot, (1.0 + config.ci) / 2.0, axis=0)
+    return np.asarray(rho < config.residual_threshold)
 
 
 def aggregate(
@@ -422,16 +465,38 @@ def aggregate(
     joint = mat @ a  # step 4
     nb = len(benchmarks)
 
-    # Step 5: groups (code nb = residual).
+    contrib = joint * n
+
+    # Domain labels (for the domain rule, per-domain weights and the notes).
+    has_domain = domain_column in scores.columns
+    dom_names: list[str] = []
+    dcodes = np.zeros(len(n), dtype=np.int64)
+    if has_domain:
+        labels = scores[domain_column].astype("string").fillna(UNLABELLED).replace("", UNLABELLED)
+        cat = pd.Categorical(labels.to_numpy(dtype=object))
+        dom_names = [str(c) for c in cat.categories]
+        dcodes = np.asarray(cat.codes, dtype=np.int64)
+        _check_floor(len(dom_names), config.min_weight, "domains")
+    doc_domains = np.asarray(dom_names, dtype=object)[dcodes] if has_domain else None
+
+    # Step 5: groups (code nb = residual); each rule moves what the ones before it left.
     codes = np.argmax(normalized_scores(mat, config.normalize), axis=1)
+    moves: list[dict[str, Any]] = []
     if config.residual:
-        all_negative = (mat < 0).all(axis=1)
-        harmful = all_negative
+        rules: list[tuple[str, np.ndarray]] = [("all_negative", np.asarray((mat < 0).all(axis=1)))]
         if config.residual_rule == "negative_joint":
-            harmful = all_negative | (joint < config.residual_threshold)
-            moved = harmful & ~all_negative
+            rules.append(("negative_joint", joint < config.residual_threshold))
+        if has_domain and config.residual_domains != "off":
+            bad = _harmful_domains(dcodes, len(dom_names), contrib, n, config)
+            rules.append(("negative_domain", bad[dcodes]))
+        harmful = np.zeros(len(n), dtype=bool)
+        for rule, hit in rules:
+            moved = hit & ~harmful
             if moved.any():
-                notes.append(_moved_note(scores, moved, n, domain_column, config.residual_threshold))
+                moves.append(_move_record(rule, moved, n, doc_domains))
+                if rule != "all_negative":  # the paper's own rule needs no note
+                    notes.append(_move_note(moves[-1], config.residual_threshold))
+            harmful |= hit
         codes = np.where(harmful, nb, codes)
     all_names = [*benchmarks, RESIDUAL]
     counts = np.bincount(codes, minlength=nb + 1)
@@ -447,7 +512,6 @@ def aggregate(
     _check_floor(k, config.min_weight, "groups")
 
     # Step 6: densities and weights.
-    contrib = joint * n
     rho, tok, docs = _densities(gcodes, contrib, n, k)
     w, floored, fallback = floor_weights(rho, tok, config.min_weight)
     if bool(fallback):
@@ -473,17 +537,6 @@ def aggregate(
                 for b in order
             ]
         )
-
-    # Domains.
-    has_domain = domain_column in scores.columns
-    dom_names: list[str] = []
-    dcodes = np.zeros(len(n), dtype=np.int64)
-    if has_domain:
-        labels = scores[domain_column].astype("string").fillna(UNLABELLED).replace("", UNLABELLED)
-        cat = pd.Categorical(labels.to_numpy(dtype=object))
-        dom_names = [str(c) for c in cat.categories]
-        dcodes = np.asarray(cat.codes, dtype=np.int64)
-        _check_floor(len(dom_names), config.min_weight, "domains")
 
     # Bootstrap.
     samples: np.ndarray | None = None
@@ -515,8 +568,8 @@ def aggregate(
             "n_tokens": n.round().astype(np.int64),
         }
     )
-    if has_domain:
-        membership["domain"] = np.asarray(dom_names, dtype=object)[dcodes]
+    if doc_domains is not None:
+        membership["domain"] = doc_domains
 
     return Aggregation(
         groups=groups,
@@ -529,6 +582,7 @@ def aggregate(
         notes=notes,
         weight_samples=samples,
         domain_weight_samples=dsamples,
+        residual_moves=moves,
     )
 
 

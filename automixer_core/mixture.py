@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -83,6 +83,15 @@ class MixtureDomain(_WeightedEntry):
     """Per-domain weights by the same density rule (where the corpus has labels)."""
 
 
+class ResidualMove(BaseModel):
+    """What one residual rule moved out of the weighted groups (aggregation step 5)."""
+
+    rule: Literal["all_negative", "negative_joint", "negative_domain"]
+    documents: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+    by_domain: dict[str, int] = Field(default_factory=dict, description="domain label → documents")
+
+
 class CheckpointRef(BaseModel):
     """A checkpoint that was evaluated."""
 
@@ -120,6 +129,11 @@ class Provenance(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+#: Fields added after schema version 1 was published: left out of the content hash while empty,
+#: so documents written before them keep their digest.
+_ADDED_FIELDS = ("residual_moves",)
+
+
 class Mixture(BaseModel):
     """The published mixture (schema ``version`` = :data:`SCHEMA_VERSION`)."""
 
@@ -131,6 +145,9 @@ class Mixture(BaseModel):
     groups: list[MixtureGroup] = Field(min_length=1)
     domains: list[MixtureDomain] | None = None
     notes: list[str] = Field(default_factory=list)
+    residual_moves: list[ResidualMove] = Field(
+        default_factory=list, description="documents each residual rule moved (first rule that moved them)"
+    )
     provenance: Provenance
 
     @field_validator("version")
@@ -172,6 +189,9 @@ class Mixture(BaseModel):
         data = self.model_dump(
             mode="json", exclude={"id": True, "content_digest": True, "provenance": {"created_at"}}
         )
+        for added in _ADDED_FIELDS:  # absent from documents written before they existed
+            if not data.get(added):
+                data.pop(added, None)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -282,6 +302,7 @@ def mixture_from_aggregation(
         groups=groups,
         domains=domains,
         notes=list(aggregation.notes) + list(notes or []),
+        residual_moves=[ResidualMove(**m) for m in aggregation.residual_moves],
         provenance=prov,
     )
     return mixture.with_id()
@@ -368,7 +389,7 @@ def mixture_differences(
     """What makes two mixtures *not* the same, in words; ``[]`` when they are the same.
 
     The same mixture (docs/DECISIONS.md): equal ids (equal inputs), equal group and domain names,
-    token and document counts, floors and notes, exactly equal group membership of every document,
+    token and document counts, floors, notes and residual moves, exactly equal group membership of every document,
     and weights, intervals, densities and per-document scores equal to ``rtol``/``atol``.
     """
     out: list[str] = []
@@ -393,6 +414,8 @@ def mixture_differences(
                     out.append(f"{label} {x.name}: {field} {u!r} != {v!r} (rtol {rtol}, atol {atol})")
     if a.notes != b.notes:
         out.append(f"notes {a.notes} != {b.notes}")
+    if a.residual_moves != b.residual_moves:
+        out.append(f"residual moves {a.residual_moves} != {b.residual_moves}")
     if membership_a is not None and membership_b is not None:
         ma = membership_a.set_index("doc_id").sort_index()
         mb = membership_b.set_index("doc_id").sort_index()

@@ -138,6 +138,18 @@ def render_report(
         ]
     if capability_png:
         parts += ["<h2>Capability emergence</h2>", _img(capability_png, "capability emergence")]
+    if mixture.residual_moves:
+        parts += [
+            "<h2>Moved to residual (weight 0)</h2><p>Each document under the first rule that moved it.</p>",
+            "<table><tr><th>rule</th><th>documents</th><th>tokens</th><th>from domains</th></tr>",
+            *[
+                f"<tr><td>{html.escape(m.rule)}</td><td>{m.documents:,}</td><td>{m.tokens:,}</td><td>"
+                + html.escape(", ".join(f"{d} {c}" for d, c in m.by_domain.items()) or "-")
+                + "</td></tr>"
+                for m in mixture.residual_moves
+            ],
+            "</table>",
+        ]
     if mixture.notes:
         parts += ["<h2>Notes</h2><ul>", *[f"<li>{html.escape(n)}</li>" for n in mixture.notes], "</ul>"]
     parts += ["<h2>Provenance</h2>", "<table><tr><th>benchmark</th><th>checkpoint</th><th>step</th>"]

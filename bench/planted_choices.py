@@ -36,6 +36,13 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "selection=gold_ll": {"selection": {"metric": "gold_ll"}},
     "alpha=uniform": {"aggregation": {"alpha": "uniform"}},
     "residual=all_negative": {"aggregation": {"residual_rule": "all_negative"}},
+    # the residual rules (issue 14): document rules alone, the domain rule by its point estimate
+    # (default) or only where its whole interval is below 0
+    "all_negative (no domain rule)": {
+        "aggregation": {"residual_rule": "all_negative", "residual_domains": "off"}
+    },
+    "negative_joint (no domain rule)": {"aggregation": {"residual_domains": "off"}},
+    "negative_joint + confident domains": {"aggregation": {"residual_domains": "confident"}},
     "estimator=grad_dot": {"influence": {"estimator": "grad_dot"}},
     "mean+zscore": {"influence": {"query_loss": "mean"}, "aggregation": {"normalize": "zscore"}},
     "mean+rank": {"influence": {"query_loss": "mean"}, "aggregation": {"normalize": "rank"}},
@@ -105,6 +112,10 @@ def main() -> None:
                 "artifact steps": "/".join(map(str, steps)),
                 "seconds": time.perf_counter() - t,
             }
+            relevant = [b["domain"] for b in world["benchmarks"].values()]
+            row["relevant docs in residual"] = sum(
+                rec["confusion"].get(d, {}).get("residual", 0) for d in relevant
+            )
             if harmful:
                 wrong = rec["confusion"].get(harmful[0], {})
                 row["wrong docs in weighted groups"] = sum(

@@ -196,6 +196,7 @@ def test_properties_on_random_inputs(seed: int) -> None:
         residual=bool(seed % 2) or seed == 4,
         residual_rule="all_negative" if seed % 3 == 0 else "negative_joint",
         normalize=str(rng.choice(["none", "zscore", "rank"])),
+        residual_domains="negative" if seed % 4 != 2 else "off",
         bootstrap=30,
     )
     agg = aggregate(df, steps, cfg)
@@ -214,9 +215,19 @@ def test_properties_on_random_inputs(seed: int) -> None:
     assert np.allclose(agg.weight_samples.sum(axis=1), 1.0) and (agg.weight_samples >= m - 1e-12).all()
     assert agg.domains is not None and agg.domains["weight"].sum() == pytest.approx(1.0)
     # Membership, written out per document: the argmax of the normalised scores, or residual when
-    # harmful (all negative; or, by negative_joint, a negative α-weighted sum).
+    # harmful (all negative; or, by negative_joint, a negative α-weighted sum; or of a domain whose
+    # token-weighted mean α-weighted sum is negative).
     names = [f"b{j}" for j in range(b)]
     mat = df[names].to_numpy()
+    joints = [sum(agg.alpha[n] * mat[i, j] for j, n in enumerate(names)) for i in range(len(df))]
+    bad_domains = set()
+    for d in set(df["domain"]):
+        rows = [i for i in range(len(df)) if df["domain"].iloc[i] == d]
+        dens = sum(joints[i] * df["n_tokens"].iloc[i] for i in rows) / sum(
+            df["n_tokens"].iloc[i] for i in rows
+        )
+        if cfg.residual_domains == "negative" and dens < 0:
+            bad_domains.add(d)
     expect = []
     for i in range(len(df)):
         if cfg.normalize == "zscore":
@@ -229,10 +240,18 @@ def test_properties_on_random_inputs(seed: int) -> None:
         else:
             row = list(mat[i])
         group = names[int(np.argmax(row))]
-        joint = sum(agg.alpha[n] * mat[i, j] for j, n in enumerate(names))
-        harmful = all(v < 0 for v in mat[i]) or (cfg.residual_rule == "negative_joint" and joint < 0)
+        harmful = (
+            all(v < 0 for v in mat[i])
+            or (cfg.residual_rule == "negative_joint" and joints[i] < 0)
+            or df["domain"].iloc[i] in bad_domains
+        )
         expect.append(RESIDUAL if cfg.residual and harmful else group)
     assert agg.membership["group"].tolist() == expect
+    # Each moved document is counted once, under the first rule that moved it.
+    moved = sum(m["documents"] for m in agg.residual_moves)
+    assert moved == (expect.count(RESIDUAL) if cfg.residual else 0)
+    for m in agg.residual_moves:
+        assert sum(m["by_domain"].values()) == m["documents"] > 0
 
 
 def test_floor_weights_vectorised_rows_match_single_rows() -> None:
@@ -332,9 +351,42 @@ def test_a_document_harmful_overall_leaves_the_weighted_groups_and_the_note_says
         }
     )
     steps = {"a": 100, "b": 100}
-    joint = aggregate(df, steps, AggregationConfig(bootstrap=0))
+    joint = aggregate(df, steps, AggregationConfig(bootstrap=0, residual_domains="off"))
     assert joint.membership["group"].tolist() == ["a", RESIDUAL, RESIDUAL]
     assert any("1 documents (20 tokens)" in n and "from wrong 1" in n for n in joint.notes)
-    old = aggregate(df, steps, AggregationConfig(bootstrap=0, residual_rule="all_negative"))
+    old = aggregate(
+        df, steps, AggregationConfig(bootstrap=0, residual_rule="all_negative", residual_domains="off")
+    )
     assert old.membership["group"].tolist() == ["a", "a", RESIDUAL]
     assert not any("moved out" in n for n in old.notes)
+
+
+def test_a_domain_harmful_overall_leaves_the_weighted_groups_whole() -> None:
+    """Domain `wrong`: one document helpful for `a` (kept by both document rules), five very
+    harmful; its joint density is negative, so the domain rule moves all six. `meh` is negative on
+    average but noisy: `negative` moves it, `confident` (its interval spans 0) keeps it."""
+    rng = np.random.default_rng(0)
+    meh = rng.normal(-0.05, 1.0, 40)
+    wrong = [f"w{i}" for i in range(1, 7)]
+    df = pd.DataFrame(
+        {
+            "doc_id": ["g1", "g2", *wrong] + [f"m{i}" for i in range(40)],
+            "n_tokens": [10] * 48,
+            "domain": ["good", "good"] + ["wrong"] * 6 + ["meh"] * 40,
+            "a": [1.0, 2.0, 0.5, *[-9.0] * 5, *meh],
+            "b": [1.0, 1.0, 0.5, *[-9.0] * 5, *meh],
+        }
+    )
+    steps = {"a": 100, "b": 100}
+    assert df.loc[df.domain == "meh", "a"].mean() < 0
+    by_doc = aggregate(df, steps, AggregationConfig(bootstrap=0, residual_domains="off"))
+    assert by_doc.membership.set_index("doc_id").loc["w1", "group"] == "a"  # the document rules keep it
+    neg = aggregate(df, steps, AggregationConfig(bootstrap=0)).membership.set_index("doc_id")["group"]
+    assert (neg[wrong] == RESIDUAL).all() and (neg[[f"m{i}" for i in range(40)]] == RESIDUAL).all()
+    assert neg["g1"] != RESIDUAL and neg["g2"] != RESIDUAL
+    conf = aggregate(df, steps, AggregationConfig(bootstrap=200, residual_domains="confident"))
+    groups = conf.membership.set_index("doc_id")["group"]
+    assert groups["w1"] == RESIDUAL  # the whole interval of `wrong` is below 0
+    assert (groups[[f"m{i}" for i in range(40)]] != RESIDUAL).any()  # `meh` stays
+    moves = {m["rule"]: m for m in conf.residual_moves}
+    assert moves["negative_domain"]["by_domain"] == {"wrong": 1} and moves["negative_domain"]["tokens"] == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -35,7 +36,10 @@ def _aggregation() -> Aggregation:
             "domain": ["x", "y", "y", "x", "z", "z"],
         }
     )
-    return aggregate(df, {"A": 300, "B": 100}, AggregationConfig(bootstrap=50, seed=1))
+    # residual_domains off: domain z's density is negative, which would move d6 (tested below)
+    return aggregate(
+        df, {"A": 300, "B": 100}, AggregationConfig(bootstrap=50, seed=1, residual_domains="off")
+    )
 
 
 def _provenance(**extra: object) -> Provenance:
@@ -97,6 +101,20 @@ def test_json_round_trip_and_deterministic_id() -> None:
     # A different config hash is a different mixture.
     m3 = mixture_from_aggregation(agg, _provenance(config_hash="other"))
     assert m3.id != m1.id
+
+
+def test_documents_written_before_residual_moves_still_verify() -> None:
+    """A document of the code before ``residual_moves`` existed has no such key; its digest was the
+    hash of the canonical JSON without it (computed here by hand), and it must still load."""
+    m = mixture_from_aggregation(_aggregation(), _provenance())
+    m = m.model_copy(update={"residual_moves": []}).with_id()  # as a run that moved nothing
+    old = json.loads(m.to_json())
+    del old["residual_moves"]
+    body = {k: v for k, v in old.items() if k not in ("id", "content_digest")}
+    body["provenance"] = {k: v for k, v in body["provenance"].items() if k != "created_at"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert m.content_digest == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    assert Mixture.from_json(json.dumps(old)).content_digest == m.content_digest
 
 
 def test_tampered_or_invalid_documents() -> None:
@@ -197,3 +215,24 @@ def test_same_mixture_means_same_inputs_membership_and_values_within_tolerance()
     assert any("tokens" in d for d in mixture_differences(m, counted))
     other_inputs = mixture_from_aggregation(agg, _provenance(config_hash="other"))
     assert any(d.startswith("id ") for d in mixture_differences(m, other_inputs))
+
+
+def test_residual_moves_reach_the_document() -> None:
+    """Domain z's joint density is negative (d5 −1.75·10, d6 +0.425·40: −0.5 in all): the domain
+    rule moves d6, the one document of z that all_negative (d5) left in a group; no joint is < 0
+    but d5's (d3's is exactly 0)."""
+    df = _aggregation().membership.assign(
+        A=[2.0, 1.0, -1.0, 0.0, -2.0, 0.5], B=[1.0, -1.0, 3.0, 2.0, -1.0, 0.2]
+    )
+    agg = aggregate(
+        df.drop(columns=["group", "joint_score"]), {"A": 300, "B": 100}, AggregationConfig(bootstrap=0)
+    )
+    m = mixture_from_aggregation(agg, _provenance())
+    assert [(r.rule, r.documents, r.tokens, r.by_domain) for r in m.residual_moves] == [
+        ("all_negative", 1, 10, {"z": 1}),
+        ("negative_domain", 1, 40, {"z": 1}),
+    ]
+    assert Mixture.from_json(m.to_json()).residual_moves == m.residual_moves
+    assert m.group("residual").documents == 2
+    page = render_report(m)
+    assert "Moved to residual" in page and "<td>negative_domain</td><td>1</td><td>40</td><td>z 1</td>" in page
