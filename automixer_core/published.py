@@ -55,7 +55,8 @@ def read_published_mixture(uri: str, *, verify: bool = True) -> Mixture:
     folder_uri = uri.rpartition("/")[0] if uri.endswith(".json") else uri
     name = posixpath.basename(uri) if uri.endswith(".json") else MIXTURE
     store = Store(folder_uri or ".")
-    if not store.exists(name):
+    started = store.exists(MIXTURE) or store.exists("membership.parquet") or store.exists("report.html")
+    if not store.exists(name) and not (started and not store.exists(MANIFEST)):
         raise StorageError(
             f"No mixture document at {store.uri(name)!r}",
             expected="a mixtures/<id>/mixture.json written by `automixer remix`",
