@@ -19,10 +19,11 @@ The rules, with the choices that are ours (DESIGN §1 marks them so):
   a harmful document goes to the group ``residual`` instead: by ``residual_rule:
   negative_joint`` (default) one with I_joint(x) < ``residual_threshold`` (0) or negative for
   every benchmark; by ``all_negative`` only one negative (< 0) for every b. With
-  ``residual_domains: negative`` (default) every document of a labelled domain whose joint density
-  ρ_d (step 6 over all its documents) is below ``residual_threshold`` goes there too, its
-  documents' own scores notwithstanding (``confident``: only where the upper end of ρ_d's
-  bootstrap interval is below it; ``off``: never). Each document moved is counted under the first
+  ``residual_domains: confident`` (default) every document of a labelled domain whose joint density
+  ρ_d (step 6 over all its documents) is below ``residual_threshold`` with odds ``residual_level``
+  (the level-quantile of ρ_d over the bootstrap resamples is below it; ρ_d itself without
+  bootstrap) goes there too, its documents' own scores notwithstanding (``negative``: ρ_d below
+  it; ``off``: never). Each document moved is counted under the first
   rule that moves it, in the order all_negative, negative_joint, negative_domain
   (``Aggregation.residual_moves``). Benchmarks that win no document have no group (a note says so).
 - Step 6, density: ρ_g = (1/T_g) Σ_{x∈g} I_joint(x)·n_x with T_g = Σ_{x∈g} n_x (ρ_g = 0 when
@@ -85,10 +86,18 @@ class AggregationConfig(BaseModel):
     residual_threshold: float = Field(
         0.0, description="negative_joint: documents with I_joint below this go to residual"
     )
-    residual_domains: Literal["negative", "confident", "off"] = Field(
-        "negative",
+    residual_domains: Literal["confident", "negative", "off"] = Field(
+        "confident",
         description="documents of a labelled domain whose joint density is below residual_threshold go "
-        "to residual (negative) | only where its whole bootstrap interval is (confident) | never (off)",
+        "to residual: where the residual_level quantile of its bootstrap density is (confident) | where "
+        "the density itself is (negative) | never (off)",
+    )
+    residual_level: float = Field(
+        0.75,
+        ge=0.5,
+        lt=1.0,
+        description="confident: the one-sided bootstrap level; a domain moves when this quantile of its "
+        "density is below residual_threshold (0.75: harmful with odds 3:1)",
     )
     normalize: Literal["none", "zscore", "rank"] = Field(
         "rank",
@@ -423,11 +432,12 @@ def _harmful_domains(
     dcodes: np.ndarray, kd: int, contrib: np.ndarray, n: np.ndarray, config: AggregationConfig
 ) -> np.ndarray:
     """[kd] bool: the domains whose joint density is below the threshold (``confident``: the
-    upper end of its bootstrap interval, over the same resamples as the weights' intervals)."""
+    ``residual_level`` quantile of its bootstrap densities, over the same resamples as the weights'
+    intervals; the density itself without bootstrap)."""
     rho = _densities(dcodes, contrib, n, kd)[0]
     if config.residual_domains == "confident" and config.bootstrap > 0:
         boot = _bootstrap([(dcodes, kd)], contrib, n, config.bootstrap, config.seed)[0]
-        rho = np.quantile(boot, (1.0 + config.ci) / 2.0, axis=0)
+        rho = np.quantile(boot, config.residual_level, axis=0)
     return np.asarray(rho < config.residual_threshold)
 
 

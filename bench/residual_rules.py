@@ -7,7 +7,7 @@ rules decide which documents go to ``residual``:
 
     A  all_negative (no domain rule)    aggregation {residual_rule: all_negative, residual_domains: off}
     B  negative_joint (no domain rule)  aggregation {residual_domains: off}
-    C  defaults                         negative_joint + residual_domains: negative
+    C  defaults                         negative_joint + residual_domains: confident (level 0.75)
 
 For each rule: remix (cached in the store) → the published mixture's group weights and membership
 (doc_id → group) → a regrouped corpus of the SCORED documents only (one jsonl file per group,

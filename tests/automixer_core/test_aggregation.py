@@ -364,9 +364,10 @@ def test_a_document_harmful_overall_leaves_the_weighted_groups_and_the_note_says
 def test_a_domain_harmful_overall_leaves_the_weighted_groups_whole() -> None:
     """Domain `wrong`: one document helpful for `a` (kept by both document rules), five very
     harmful; its joint density is negative, so the domain rule moves all six. `meh` is negative on
-    average but noisy: `negative` moves it, `confident` (its interval spans 0) keeps it."""
+    average but noisy: `negative` moves it, `confident` (its 0.75 quantile is above 0) keeps it."""
     rng = np.random.default_rng(0)
-    meh = rng.normal(-0.05, 1.0, 40)
+    meh = rng.normal(0.0, 1.0, 40)
+    meh = meh - meh.mean() - 0.02  # mean −0.02, standard error about 0.16
     wrong = [f"w{i}" for i in range(1, 7)]
     df = pd.DataFrame(
         {
