@@ -19,11 +19,12 @@ The rules, with the choices that are ours (DESIGN §1 marks them so):
   a harmful document goes to the group ``residual`` instead: by ``residual_rule:
   negative_joint`` (default) one with I_joint(x) < ``residual_threshold`` (0) or negative for
   every benchmark; by ``all_negative`` only one negative (< 0) for every b. With
-  ``residual_domains: confident`` (default) every document of a labelled domain whose joint density
-  ρ_d (step 6 over all its documents) is below ``residual_threshold`` with odds ``residual_level``
-  (the level-quantile of ρ_d over the bootstrap resamples is below it; ρ_d itself without
-  bootstrap) goes there too, its documents' own scores notwithstanding (``negative``: ρ_d below
-  it; ``off``: never). Each document moved is counted under the first
+  ``residual_domains: relative`` (default) every document of a labelled domain whose joint density
+  ρ_d (step 6 over all its documents) is below −``residual_scale`` (0.5) × the median |ρ_d'| of
+  the domains goes there too, its documents' own scores notwithstanding: clearly harmful on the
+  corpus's own scale, where a domain near 0 (a skill the checkpoint already knows) stays.
+  ``confident``: ρ_d's ``residual_level`` bootstrap quantile is below ``residual_threshold``;
+  ``negative``: ρ_d is; ``off``: never. Each document moved is counted under the first
   rule that moves it, in the order all_negative, negative_joint, negative_domain
   (``Aggregation.residual_moves``). Benchmarks that win no document have no group (a note says so).
 - Step 6, density: ρ_g = (1/T_g) Σ_{x∈g} I_joint(x)·n_x with T_g = Σ_{x∈g} n_x (ρ_g = 0 when
@@ -86,11 +87,17 @@ class AggregationConfig(BaseModel):
     residual_threshold: float = Field(
         0.0, description="negative_joint: documents with I_joint below this go to residual"
     )
-    residual_domains: Literal["confident", "negative", "off"] = Field(
-        "confident",
-        description="documents of a labelled domain whose joint density is below residual_threshold go "
-        "to residual: where the residual_level quantile of its bootstrap density is (confident) | where "
-        "the density itself is (negative) | never (off)",
+    residual_domains: Literal["relative", "confident", "negative", "off"] = Field(
+        "relative",
+        description="documents of a labelled domain go to residual when its joint density ρ_d is: below "
+        "−residual_scale × the median |ρ| of the domains (relative) | below residual_threshold at the "
+        "residual_level bootstrap quantile (confident) | below residual_threshold (negative) | never (off)",
+    )
+    residual_scale: float = Field(
+        0.5,
+        ge=0.0,
+        description="relative: a domain is harmful when ρ_d < −residual_scale · median_d' |ρ_d'|, so a "
+        "domain near 0 (a skill the checkpoint already knows) stays",
     )
     residual_level: float = Field(
         0.75,
@@ -431,10 +438,13 @@ def _move_note(move: dict[str, Any], threshold: float) -> str:
 def _harmful_domains(
     dcodes: np.ndarray, kd: int, contrib: np.ndarray, n: np.ndarray, config: AggregationConfig
 ) -> np.ndarray:
-    """[kd] bool: the domains whose joint density is below the threshold (``confident``: the
+    """[kd] bool: the domains whose joint density is below −scale × the median |ρ| (``relative``),
+    or below the threshold (``negative``; ``confident``: the
     ``residual_level`` quantile of its bootstrap densities, over the same resamples as the weights'
     intervals; the density itself without bootstrap)."""
     rho = _densities(dcodes, contrib, n, kd)[0]
+    if config.residual_domains == "relative":
+        return np.asarray(rho < -config.residual_scale * float(np.median(np.abs(rho))))
     if config.residual_domains == "confident" and config.bootstrap > 0:
         boot = _bootstrap([(dcodes, kd)], contrib, n, config.bootstrap, config.seed)[0]
         rho = np.quantile(boot, config.residual_level, axis=0)

@@ -196,7 +196,7 @@ def test_properties_on_random_inputs(seed: int) -> None:
         residual=bool(seed % 2) or seed == 4,
         residual_rule="all_negative" if seed % 3 == 0 else "negative_joint",
         normalize=str(rng.choice(["none", "zscore", "rank"])),
-        residual_domains="negative" if seed % 4 != 2 else "off",
+        residual_domains=("relative", "negative", "off")[seed % 3],
         bootstrap=30,
     )
     agg = aggregate(df, steps, cfg)
@@ -216,18 +216,19 @@ def test_properties_on_random_inputs(seed: int) -> None:
     assert agg.domains is not None and agg.domains["weight"].sum() == pytest.approx(1.0)
     # Membership, written out per document: the argmax of the normalised scores, or residual when
     # harmful (all negative; or, by negative_joint, a negative α-weighted sum; or of a domain whose
-    # token-weighted mean α-weighted sum is negative).
+    # token-weighted mean α-weighted sum is negative, or below −0.5 × the median of their sizes).
     names = [f"b{j}" for j in range(b)]
     mat = df[names].to_numpy()
     joints = [sum(agg.alpha[n] * mat[i, j] for j, n in enumerate(names)) for i in range(len(df))]
-    bad_domains = set()
+    dens = {}
     for d in set(df["domain"]):
         rows = [i for i in range(len(df)) if df["domain"].iloc[i] == d]
-        dens = sum(joints[i] * df["n_tokens"].iloc[i] for i in rows) / sum(
-            df["n_tokens"].iloc[i] for i in rows
-        )
-        if cfg.residual_domains == "negative" and dens < 0:
-            bad_domains.add(d)
+        tokens = sum(df["n_tokens"].iloc[i] for i in rows)
+        dens[d] = sum(joints[i] * df["n_tokens"].iloc[i] for i in rows) / tokens
+    cut = {"negative": 0.0, "relative": -0.5 * float(np.median([abs(v) for v in dens.values()]))}
+    bad_domains = {
+        d for d, v in dens.items() if cfg.residual_domains in cut and v < cut[cfg.residual_domains]
+    }
     expect = []
     for i in range(len(df)):
         if cfg.normalize == "zscore":
@@ -382,9 +383,13 @@ def test_a_domain_harmful_overall_leaves_the_weighted_groups_whole() -> None:
     assert df.loc[df.domain == "meh", "a"].mean() < 0
     by_doc = aggregate(df, steps, AggregationConfig(bootstrap=0, residual_domains="off"))
     assert by_doc.membership.set_index("doc_id").loc["w1", "group"] == "a"  # the document rules keep it
-    neg = aggregate(df, steps, AggregationConfig(bootstrap=0)).membership.set_index("doc_id")["group"]
+    neg = aggregate(df, steps, AggregationConfig(bootstrap=0, residual_domains="negative"))
+    neg = neg.membership.set_index("doc_id")["group"]
     assert (neg[wrong] == RESIDUAL).all() and (neg[[f"m{i}" for i in range(40)]] == RESIDUAL).all()
     assert neg["g1"] != RESIDUAL and neg["g2"] != RESIDUAL
+    # relative (the default): `wrong` (−7.4) is below −0.5 × median(|1.25|, |−7.4|, |−0.02|); `meh` is not
+    rel = aggregate(df, steps, AggregationConfig(bootstrap=0)).membership.set_index("doc_id")["group"]
+    assert (rel[wrong] == RESIDUAL).all() and (rel[[f"m{i}" for i in range(40)]] != RESIDUAL).any()
     conf = aggregate(df, steps, AggregationConfig(bootstrap=200, residual_domains="confident"))
     groups = conf.membership.set_index("doc_id")["group"]
     assert groups["w1"] == RESIDUAL  # the whole interval of `wrong` is below 0

@@ -218,14 +218,16 @@ def test_same_mixture_means_same_inputs_membership_and_values_within_tolerance()
 
 
 def test_residual_moves_reach_the_document() -> None:
-    """Domain z's joint density is negative (d5 −1.75·10, d6 +0.425·40: −0.5 in all): the domain
-    rule moves d6, the one document of z that all_negative (d5) left in a group; no joint is < 0
-    but d5's (d3's is exactly 0)."""
+    """Domain z's joint density is negative (d5 −1.75·10, d6 +0.425·40: −0.5/50 tokens): the domain
+    rule (``negative``) moves d6, the one document of z that all_negative (d5) left in a group; no
+    joint is < 0 but d5's (d3's is exactly 0)."""
     df = _aggregation().membership.assign(
         A=[2.0, 1.0, -1.0, 0.0, -2.0, 0.5], B=[1.0, -1.0, 3.0, 2.0, -1.0, 0.2]
     )
     agg = aggregate(
-        df.drop(columns=["group", "joint_score"]), {"A": 300, "B": 100}, AggregationConfig(bootstrap=0)
+        df.drop(columns=["group", "joint_score"]),
+        {"A": 300, "B": 100},
+        AggregationConfig(bootstrap=0, residual_domains="negative"),
     )
     m = mixture_from_aggregation(agg, _provenance())
     assert [(r.rule, r.documents, r.tokens, r.by_domain) for r in m.residual_moves] == [

@@ -67,7 +67,7 @@ def test_no_wrong_fact_reaches_a_weighted_group(prefect_api: None, tmp_path: Pat
     raw["aggregation"] = {"bootstrap": 100}
     raw["publish"] = {"exports": ["hf_interleave"]}
 
-    mixture, membership = _remix(raw, "confident")  # the default
+    mixture, membership = _remix(raw, "relative")  # the default
     assert {a.benchmark: a.score for a in mixture.provenance.artifacts} == {
         "planted_1": 1.0,
         "planted_2": 1.0,
