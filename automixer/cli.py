@@ -140,6 +140,14 @@ def proxy_train_cmd(
     steps: Annotated[int | None, typer.Option(help="override: optimizer steps")] = None,
     save_every: Annotated[int | None, typer.Option(help="override: checkpoint every N steps")] = None,
     mixture: Annotated[str | None, typer.Option(help="a published mixture.json to sample groups by")] = None,
+    by_groups: Annotated[
+        bool,
+        typer.Option(
+            help="with --mixture: sample its task groups (its membership.parquet: the scored documents "
+            "only, residual at weight 0), as a trainer sampling by group would; default: its per-domain "
+            "weights on a corpus labelled by domain"
+        ),
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="override: seed")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run in --out")] = False,
 ) -> None:
@@ -154,6 +162,14 @@ def proxy_train_cmd(
         for k, v in {"steps": steps, "save_every": save_every, "group_weights": mixture, "seed": seed}.items()
         if v is not None
     }
+    if by_groups:
+        if mixture is None:
+            _fail(
+                ValueError("--by-groups needs --mixture (the published mixture.json whose groups to sample)")
+            )
+        assert mixture is not None
+        updates["group_membership"] = mixture.rstrip("/").rsplit("/", 1)[0] + "/membership.parquet"
+        updates["membership_column"] = "group"
     if updates:
         cfg = parse_config({**cfg.model_dump(), **updates}, ProxyConfig, source="command line")
     t0 = time.perf_counter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -29,11 +30,13 @@ from automixer_core.published import read_published_mixture
 from automixer_core.store import Store
 from automixer_core.validation.candidates import (
     Candidate,
+    group_weights,
     mixture_weights,
     natural_weights,
     temperature_weights,
     uniform_weights,
 )
+from automixer_core.validation.config import ValidationConfig
 from automixer_core.validation.report import render_validation
 from automixer_core.validation.stats import MEAN
 from automixer_core.validation.summary import summarize_validation
@@ -54,6 +57,76 @@ def _mixture_candidate(name: str, mixture: Mixture, uri: str, domains: list[str]
         )
     weights = mixture_weights({d.name: d.weight for d in mixture.domains}, domains, uri)
     return Candidate(name, weights, source=f"mixture {mixture.id}", meta={"mixture_uri": uri})
+
+
+def _baselines(val: ValidationConfig, tokens: dict[str, int], what: str) -> dict[str, Candidate]:
+    rules = {
+        "uniform": (lambda: uniform_weights(sorted(tokens)), f"equal weight per domain{what}"),
+        "natural": (lambda: natural_weights(tokens), f"each domain's share of the tokens{what}"),
+        "temperature": (
+            lambda: temperature_weights(tokens, val.temperature),
+            f"token shares^(1/τ), τ = {val.temperature}{what}",
+        ),
+    }
+    return {k: Candidate(k, make(), source) for k, (make, source) in rules.items() if k in val.candidates}
+
+
+def _domain_candidates(
+    val: ValidationConfig, mixtures: dict[str, tuple[Mixture, str]], tokens: dict[str, int]
+) -> list[Candidate]:
+    """Every candidate as a weight per corpus domain (the mixtures' per-domain weights)."""
+    base = _baselines(val, tokens, "")
+    domains = sorted(tokens)
+    return [
+        base[k] if k in base else _mixture_candidate(k, mixtures[k][0], mixtures[k][1], domains)
+        for k in val.candidates
+    ]
+
+
+def _group_candidates(
+    val: ValidationConfig, mixtures: dict[str, tuple[Mixture, str]]
+) -> tuple[list[Candidate], dict[str, int]]:
+    """Sampling by groups: each mixture candidate trains on its own membership's groups at their
+    weights (``residual`` 0); the baselines weight the domains of the same scored documents (the
+    first mixture's membership, by its ``domain`` column). Returns the candidates and the scored
+    documents' tokens per domain (the scorer's tokenizer)."""
+    from automixer_core.mixture import membership_from_parquet
+
+    if not mixtures:
+        raise ConfigError(
+            f"validation.sample_by is 'groups' but no candidate is a mixture ({val.candidates})",
+            fix="add mixture (or final, all) to validation.candidates, or set sample_by: domains",
+        )
+    built: dict[str, Candidate] = {}
+    pool: tuple[str, str, dict[str, int]] | None = None
+    for kind, (mix, uri) in mixtures.items():
+        folder = uri.rsplit("/", 1)[0]
+        member_uri = f"{folder}/membership.parquet"
+        data = Store(folder).read_bytes("membership.parquet")
+        table = membership_from_parquet(data)
+        digest = hashlib.sha256(data).hexdigest()
+        if pool is None:
+            if "domain" not in table.columns:
+                raise ConfigError(
+                    f"Mixture {mix.id} ({uri}) has no document domains, which the baselines need",
+                    fix="label the corpus by domain, or list only mixture candidates",
+                )
+            by_domain = table.groupby("domain")["n_tokens"].sum()
+            pool = (member_uri, digest, {str(d): int(n) for d, n in by_domain.items()})
+        built[kind] = Candidate(
+            kind,
+            group_weights({g.name: g.weight for g in mix.groups}, uri),
+            source=f"mixture {mix.id}, by group",
+            meta={"mixture_uri": uri},
+            membership=member_uri,
+            membership_column="group",
+            membership_digest=digest,
+        )
+    assert pool is not None
+    member_uri, digest, tokens = pool
+    for k, c in _baselines(val, tokens, ", of the scored documents").items():
+        built[k] = replace(c, membership=member_uri, membership_column="domain", membership_digest=digest)
+    return [built[k] for k in val.candidates], tokens
 
 
 def _shipped_specs(specs: list[BenchmarkSpec]) -> list[BenchmarkSpec]:
@@ -96,7 +169,7 @@ def _train_units(
                 "candidate": c.name,
                 "weights": c.weights,
                 "seed": seed,
-                "target": target,
+                "target": target.model_copy(update=c.target_updates()),
                 "corpus_uri": shipped.corpus.uri,
                 "benchmarks": _shipped_specs(specs),
                 "evaluation": config.evaluation,
@@ -110,7 +183,15 @@ def _train_units(
         )
     futures = [
         train_candidate_task.submit(
-            config.store, digest, c.name, c.weights, seed, target, config.corpus.uri, specs, config.evaluation
+            config.store,
+            digest,
+            c.name,
+            c.weights,
+            seed,
+            target.model_copy(update=c.target_updates()),
+            config.corpus.uri,
+            specs,
+            config.evaluation,
         )
         for c, seed, digest in units
     ]
@@ -144,38 +225,26 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
     shards = shards_task(config.corpus)
     corpus_digest = hashlib.sha256("".join(s["digest"] for s in shards).encode()).hexdigest()[:16]
     prep = prepare_task(config.store, config.corpus.uri, corpus_digest, val.target)
-    domains = sorted(prep["tokens"])
     log.info("Corpus domains and tokens: %s", prep["tokens"])
 
-    candidates: list[Candidate] = []
+    # The mixtures first (their remixes), then every candidate in the order the config lists them.
+    mixtures: dict[str, tuple[Mixture, str]] = {}
     remixes = 0
     for kind in val.candidates:
-        if kind == "uniform":
-            candidates.append(Candidate(kind, uniform_weights(domains), "equal weight per domain"))
-        elif kind == "natural":
-            candidates.append(
-                Candidate(kind, natural_weights(prep["tokens"]), "each domain's share of the tokens")
-            )
-        elif kind == "temperature":
-            candidates.append(
-                Candidate(
-                    kind,
-                    temperature_weights(prep["tokens"], val.temperature),
-                    f"token shares^(1/τ), τ = {val.temperature}",
-                )
-            )
-        elif kind == "mixture" and mixture is not None:
-            candidates.append(_mixture_candidate(kind, read_published_mixture(mixture), mixture, domains))
-        else:  # mixture (remix of the config), final, all: the remix builds them
+        if kind == "mixture" and mixture is not None:
+            mixtures[kind] = (read_published_mixture(mixture), mixture)
+        elif kind in ("mixture", "final", "all"):  # the remix of the config builds them
             strategy = {"mixture": config.selection.strategy, "final": "final", "all": "all"}[kind]
             remix_cfg = config.model_copy(
                 update={"selection": config.selection.model_copy(update={"strategy": strategy})}
             )
             out = remix_flow(remix_cfg)
             remixes += 1
-            candidates.append(
-                _mixture_candidate(kind, read_published_mixture(out["uri"]), out["uri"], domains)
-            )
+            mixtures[kind] = (read_published_mixture(out["uri"]), out["uri"])
+    if val.sample_by == "groups":
+        candidates, tokens = _group_candidates(val, mixtures)
+    else:
+        candidates, tokens = _domain_candidates(val, mixtures, prep["tokens"]), prep["tokens"]
 
     specs = [
         s.model_copy(update={"eval_limit": val.eval_limit or s.eval_limit}) for s in config.benchmarks.specs()
@@ -243,7 +312,8 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
             {"name": c.name, "weights": c.weights, "source": c.source, "digest": c.digest, **c.meta}
             for c in candidates
         ],
-        "corpus_tokens": prep["tokens"],
+        "corpus_tokens": tokens,
+        "sample_by": val.sample_by,
         "runs": [{"candidate": c.name, "seed": s, "digest": d} for c, s, d in units],
         "summary": summary,
     }

@@ -100,7 +100,17 @@ def unit_digest(
             "seed": seed,
             "tokenizer": tokenizer_digest,
             "target": target.model_dump(
-                mode="json", exclude={"num_threads", "device", "seed", "group_weights", "tokenizer"}
+                mode="json",
+                # the candidate's digest names its weights and membership (by content)
+                exclude={
+                    "num_threads",
+                    "device",
+                    "seed",
+                    "group_weights",
+                    "tokenizer",
+                    "group_membership",
+                    "membership_column",
+                },
             ),
             "corpus": corpus_digest,
             "benchmarks": sorted(benchmark_digests),

@@ -168,3 +168,11 @@ def test_trigger_names_an_unreachable_server(monkeypatch: pytest.MonkeyPatch) ->
     assert result.exit_code == 2, result.output
     assert "Cannot reach the Prefect API at http://127.0.0.1:9/api" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_by_groups_needs_a_mixture(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["proxy-train", "--corpus", str(tmp_path), "--out", str(tmp_path / "p"), "--by-groups"]
+    )
+    assert result.exit_code == 2 and "--by-groups needs --mixture" in result.output
+    assert not (tmp_path / "p").exists()

@@ -61,6 +61,14 @@ class ProxyConfig(BaseModel):
     group_field: str = Field(
         "domain", description="the document field naming its group (else the folder name)"
     )
+    group_membership: str | None = Field(
+        None,
+        description="path/URI of a published membership.parquet: each document's group is its "
+        "membership_column there (not group_field), and documents it does not name are left out",
+    )
+    membership_column: Literal["group", "domain"] = Field(
+        "group", description="group_membership: the mixture's groups, or the scored documents' domains"
+    )
     max_docs_per_group: int | None = Field(
         None, ge=1, description="read at most this many documents per group (the first in file order)"
     )

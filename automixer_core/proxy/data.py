@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from automixer_core.corpus import iter_documents
-from automixer_core.errors import ConfigError, StorageError
+from automixer_core.errors import AutoMixerError, ConfigError, StorageError
 from automixer_core.published import is_complete
 from automixer_core.store import Store
 
@@ -38,18 +38,25 @@ def read_groups(
     group_field: str = "domain",
     max_docs_per_group: int | None = None,
     max_docs: int | None = None,
+    membership: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """The corpus's non-empty document texts by group (groups sorted by name, documents in file order).
 
     Args:
         max_docs_per_group: keep at most this many documents of each group (the first read).
         max_docs: read at most this many documents in total.
+        membership: doc id → group. When given, it sets each document's group (instead of
+            ``group_field``) and the documents it does not name are left out: the groups of a
+            published mixture, whose ``membership.parquet`` names the documents it scored.
     """
     groups: dict[str, list[str]] = {}
     for doc in iter_documents(
         corpus_uri, text_field=text_field, id_field=id_field, group_field=group_field, max_docs=max_docs
     ):
-        texts = groups.setdefault(doc.group, [])
+        group = doc.group if membership is None else membership.get(doc.id)
+        if group is None:
+            continue
+        texts = groups.setdefault(group, [])
         if doc.text and (max_docs_per_group is None or len(texts) < max_docs_per_group):
             texts.append(doc.text)
     return {g: groups[g] for g in sorted(groups) if groups[g]}
@@ -67,6 +74,30 @@ def tokenizer_sample(groups: Mapping[str, list[str]], num_docs: int, max_chars: 
                 out.append(groups[g][i][:max_chars])
         i += 1
     return out
+
+
+def read_membership(uri: str, column: str = "group") -> dict[str, str]:
+    """doc id → ``column`` (``group`` or ``domain``) of a published ``membership.parquet``.
+
+    Raises:
+        ConfigError: the file cannot be read, or has no such column.
+    """
+    from automixer_core.mixture import membership_from_parquet
+
+    parent, name = posixpath.split(str(uri).rstrip("/"))
+    try:
+        table = membership_from_parquet(Store(parent or ".").read_bytes(name))
+    except AutoMixerError as exc:
+        raise ConfigError(
+            f"Cannot read the membership table {uri!r}: {exc.found}",
+            fix="point group_membership at the membership.parquet of a published mixture",
+        ) from exc
+    if column not in table.columns:
+        raise ConfigError(
+            f"The membership table {uri!r} has no column {column!r} (columns: {list(table.columns)})",
+            fix="use membership_column: group, or domain for a corpus labelled by domain",
+        )
+    return dict(zip(table["doc_id"].astype(str), table[column].astype(str), strict=True))
 
 
 # --- group weights -------------------------------------------------------------------------------

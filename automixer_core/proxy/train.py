@@ -47,6 +47,7 @@ from automixer_core.proxy.config import ProxyConfig
 from automixer_core.proxy.data import (
     MixtureSampler,
     read_groups,
+    read_membership,
     resolve_group_weights,
     tokenize_texts,
     tokenizer_sample,
@@ -218,7 +219,11 @@ def _load_tokenizer(uri: str) -> PreTrainedTokenizerBase:
 
 
 def proxy_texts(config: ProxyConfig, corpus_uri: str) -> dict[str, list[str]]:
-    """The corpus documents a proxy run with ``config`` trains on, by group."""
+    """The corpus documents a proxy run with ``config`` trains on, by group (by the groups of
+    ``config.group_membership`` where set)."""
+    membership = None
+    if config.group_membership is not None:
+        membership = read_membership(config.group_membership, config.membership_column)
     return read_groups(
         corpus_uri,
         text_field=config.text_field,
@@ -226,6 +231,7 @@ def proxy_texts(config: ProxyConfig, corpus_uri: str) -> dict[str, list[str]]:
         group_field=config.group_field,
         max_docs_per_group=config.max_docs_per_group,
         max_docs=config.max_docs,
+        membership=membership,
     )
 
 

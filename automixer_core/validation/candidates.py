@@ -1,4 +1,5 @@
-"""Sampling weights (token shares per domain) of the validation candidates."""
+"""Sampling weights of the validation candidates: token shares per domain, or, when validation
+samples by groups, per group of a published mixture's membership (its scored documents only)."""
 
 from __future__ import annotations
 
@@ -17,21 +18,37 @@ class Candidate:
 
     Attributes:
         name: ``mixture``, ``uniform``, ``natural``, ``temperature``, ``final`` or ``all``.
-        weights: domain → token share (sums to 1; every corpus domain present, 0 allowed).
+        weights: group → token share (sums to 1; 0 allowed): per domain, or per mixture group.
         source: where the weights came from (a mixture URI, or the rule in words).
+        membership: with validation by groups, the URI of the ``membership.parquet`` whose
+            ``membership_column`` groups the documents (and whose documents alone are trained on).
+        membership_digest: sha256 of that file's bytes (the digest names content, not location).
     """
 
     name: str
     weights: dict[str, float]
     source: str = ""
     meta: dict[str, str] = field(default_factory=dict)
+    membership: str | None = None
+    membership_column: str = "group"
+    membership_digest: str = ""
 
     @property
     def digest(self) -> str:
-        """sha256 (16 hex) of the weights rounded to 12 digits (names and source excluded), so two
-        candidates with the same weights share their trained targets."""
-        canonical = json.dumps({k: round(v, 12) for k, v in sorted(self.weights.items())})
+        """sha256 (16 hex) of the weights rounded to 12 digits (names and source excluded), and of
+        the membership's content and column where set: two candidates with the same weights over
+        the same documents share their trained targets."""
+        payload: dict[str, object] = {k: round(v, 12) for k, v in sorted(self.weights.items())}
+        if self.membership is not None:
+            payload = {"weights": payload, "membership": self.membership_digest, "by": self.membership_column}
+        canonical = json.dumps(payload, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def target_updates(self) -> dict[str, object]:
+        """What this candidate changes in the target proxy config besides its weights."""
+        if self.membership is None:
+            return {}
+        return {"group_membership": self.membership, "membership_column": self.membership_column}
 
 
 def _normalised(raw: Mapping[str, float], what: str) -> dict[str, float]:
@@ -77,3 +94,8 @@ def mixture_weights(domain_weights: Mapping[str, float], domains: list[str], sou
             fix="validate a mixture published for this corpus, or point corpus.uri at its corpus",
         )
     return _normalised({d: float(domain_weights.get(d, 0.0)) for d in domains}, f"mixture {source}")
+
+
+def group_weights(groups: Mapping[str, float], source: str) -> dict[str, float]:
+    """A mixture's group weights (``residual`` and every floored group included, at their weight)."""
+    return _normalised({g: float(w) for g, w in groups.items()}, f"mixture {source} groups")

@@ -36,6 +36,13 @@ class ValidationConfig(BaseModel):
         default_factory=lambda: cast(list[CandidateKind], ["uniform", "natural", "temperature"]),
         description="the candidates every other candidate is compared with (paired differences)",
     )
+    sample_by: Literal["domains", "groups"] = Field(
+        "domains",
+        description="domains: every candidate is a weight per corpus domain (the mixture's per-domain "
+        "weights) | groups: the mixture candidates sample the mixture's groups (its membership, residual "
+        "at weight 0) as a trainer sampling by group would, and the baselines weight the domains of "
+        "the same scored documents",
+    )
     temperature: float = Field(2.0, gt=0, description="τ of the temperature candidate: w ∝ share^(1/τ)")
     seeds: int = Field(3, ge=1, le=64, description="target runs per candidate (seeds 0..seeds-1)")
     target: ProxyConfig = Field(

@@ -24,6 +24,7 @@ from flows.validate import validate_flow
 pytestmark = pytest.mark.slow
 
 BENCHES = ["arc_easy", "piqa"]
+DOMAINS3 = ["howto", "math", "social"]
 TARGET = {
     "hidden": 32,
     "layers": 1,
@@ -229,3 +230,66 @@ def test_dask_mode_trains_the_same_targets_on_the_cluster(
             got = pd.read_parquet(io.BytesIO(remote.read_bytes(key)))
             want = pd.read_parquet(io.BytesIO(local.read_bytes(key)))
             pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-9)
+
+
+def test_sampling_by_groups_trains_on_the_membership(
+    prefect_api: None, shared_data: Path, tmp_path: Path
+) -> None:
+    """sample_by: groups. The mixture target draws its tokens from the mixture's groups only
+    (`residual` at weight 0 draws none); the baseline weights the domains of the same scored
+    documents, so it sees 3 domains, not the corpus's 9."""
+    from automixer_core.corpus import iter_documents
+    from automixer_core.mixture import membership_to_parquet
+
+    docs = [d for d in iter_documents(str(shared_data / "corpus"), max_docs=None) if d.group in DOMAINS3]
+    picked = [d for dom in DOMAINS3 for d in [x for x in docs if x.group == dom][:12]]
+    groups = ["g1" if i % 3 == 0 else "g2" if i % 3 == 1 else "residual" for i in range(len(picked))]
+    membership = pd.DataFrame(
+        {
+            "doc_id": [d.id for d in picked],
+            "group": groups,
+            "joint_score": [1.0] * len(picked),
+            "n_tokens": [100] * len(picked),
+            "domain": [d.group for d in picked],
+        }
+    )
+    prov = Provenance(
+        checkpoints=[], artifacts=[], estimator="datainf", layers="embed_head", alpha={}, config_hash="h"
+    )
+    entries = [
+        MixtureGroup(name=g, weight=w, tokens=100, documents=12, density=w, mean_doc_tokens=100.0)
+        for g, w in (("g1", 0.7), ("g2", 0.3), ("residual", 0.0))
+    ]
+    mixture = Mixture(groups=entries, provenance=prov).with_id()
+    folder = tmp_path / "published"
+    folder.mkdir()
+    (folder / "mixture.json").write_text(mixture.to_json())
+    (folder / "membership.parquet").write_bytes(membership_to_parquet(membership))
+    write_manifest(Store(str(folder)), "", ["mixture.json", "membership.parquet"])
+
+    cfg = _config(
+        str(tmp_path / "store"),
+        shared_data,
+        tmp_path / "no-run",
+        candidates=["mixture", "uniform"],
+        sample_by="groups",
+    )
+    out = validate_flow(cfg, str(folder / "mixture.json"))
+    store = Store(cfg.store)
+    doc = json.loads(store.read_text(f"validations/{out['id']}/validation.json"))
+    assert doc["sample_by"] == "groups"
+    info = {c["name"]: c for c in doc["candidates_info"]}
+    assert info["mixture"]["weights"] == pytest.approx({"g1": 0.7, "g2": 0.3, "residual": 0.0})
+    assert info["uniform"]["weights"] == pytest.approx({d: 1 / 3 for d in DOMAINS3})
+    assert doc["corpus_tokens"] == {d: 1200 for d in DOMAINS3}  # the scored documents' tokens
+    runs = {
+        r["candidate"]: json.loads(store.read_text(f"validations/runs/{r['digest']}/run.json"))
+        for r in doc["runs"]
+    }
+    drawn = runs["mixture"]["group_tokens"]
+    assert (
+        set(drawn) <= {"g1", "g2", "residual"}
+        and drawn.get("residual", 0) == 0
+        and drawn["g1"] > drawn["g2"] > 0
+    )
+    assert set(runs["uniform"]["group_tokens"]) == set(DOMAINS3)
