@@ -86,6 +86,10 @@ def test_no_wrong_fact_reaches_a_weighted_group(prefect_api: None, tmp_path: Pat
     for m in moves.values():
         assert sum(m.by_domain.values()) == m.documents
     assert sum(m.by_domain.get(wrong, 0) for m in moves.values()) == DOCS
+    # The correct domains are not moved as domains: their documents stay in the groups the
+    # document rules give them (skill_2 sits near 0, a skill the checkpoint already knows).
+    skills = {b["domain"] for b in world["benchmarks"].values()}
+    assert "negative_domain" in moves and not skills & set(moves["negative_domain"].by_domain)
 
     # The domain rule only moves documents to residual: every document it leaves in a weighted
     # group is in the group the document rules alone give it.
