@@ -31,14 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     world = write_planted_world(
         args.out / "world",
-        PlantedWorldConfig(
-            k=2,
-            distractors=1,
-            wrong_facts=1,
-            entities_range=(20, 40),
-            docs_per_domain=DOCS,
-            distractor_docs=DOCS,
-        ),
+        PlantedWorldConfig.small_wrong_facts(DOCS),
         overwrite=True,
     )
     wrong = world["wrong_facts"]["domain"]

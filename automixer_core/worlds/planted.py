@@ -400,6 +400,20 @@ class PlantedWorldConfig:
             )
         return cls(**data)
 
+    @classmethod
+    def small_wrong_facts(cls, docs: int = 40) -> PlantedWorldConfig:
+        """A small world with wrong facts, quick to learn: 2 skills (20 to 40 entities), 1
+        distractor and ``wrong_1``, ``docs`` documents a domain (the end-to-end test's world and
+        ``bench/saturated_world.py``'s)."""
+        return cls(
+            k=2,
+            distractors=1,
+            wrong_facts=1,
+            entities_range=(20, 40),
+            docs_per_domain=docs,
+            distractor_docs=docs,
+        )
+
 
 # --- generation helpers -------------------------------------------------------------------------------
 

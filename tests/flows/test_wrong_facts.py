@@ -45,14 +45,7 @@ def _remix(raw: dict[str, Any], residual_domains: str) -> tuple[Mixture, Any]:
 def test_no_wrong_fact_reaches_a_weighted_group(prefect_api: None, tmp_path: Path) -> None:
     world = write_planted_world(
         tmp_path / "world",
-        PlantedWorldConfig(
-            k=2,
-            distractors=1,
-            wrong_facts=1,
-            entities_range=(20, 40),
-            docs_per_domain=DOCS,
-            distractor_docs=DOCS,
-        ),
+        PlantedWorldConfig.small_wrong_facts(DOCS),
     )
     wrong = world["wrong_facts"]["domain"]
     shutil.copytree(tmp_path / "world" / "corpus", tmp_path / "seen", ignore=shutil.ignore_patterns(wrong))
