@@ -32,6 +32,23 @@ err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=Tr
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from automixer_core import __version__
+
+        console.print(f"automixer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Turn the checkpoints a training run already saved into a data mixture for the next run."""
+
+
 def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``app.command(name)`` whose typed errors print as one message (exit 2), without a traceback."""
 

@@ -26,6 +26,10 @@ def prepare_environment(home: Path | None = None) -> None:
     # The ephemeral server logs harmless database-pool cancellations when it stops at exit.
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # `datasets` prints a "Generating rows split" bar for every benchmark file it reads.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if "datasets" in sys.modules:  # imported before us (a notebook, a test run): the variable is read
+        sys.modules["datasets"].disable_progress_bars()
 
 
 def _exit_cleanly_on_sigterm() -> None:

@@ -176,3 +176,13 @@ def test_by_groups_needs_a_mixture(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2 and "--by-groups needs --mixture" in result.output
     assert not (tmp_path / "p").exists()
+
+
+def test_version_and_quiet_libraries() -> None:
+    from datasets.utils.logging import is_progress_bar_enabled
+
+    from automixer_core import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"automixer {__version__}"
+    assert not is_progress_bar_enabled()  # no "Generating rows split" bar per benchmark file
