@@ -185,7 +185,9 @@ def proxy_train_cmd(
                 ValueError("--by-groups needs --mixture (the published mixture.json whose groups to sample)")
             )
         assert mixture is not None
-        updates["group_membership"] = mixture.rstrip("/").rsplit("/", 1)[0] + "/membership.parquet"
+        from automixer_core.published import mixture_folder
+
+        updates["group_membership"] = mixture_folder(mixture) + "/membership.parquet"
         updates["membership_column"] = "group"
     if updates:
         cfg = parse_config({**cfg.model_dump(), **updates}, ProxyConfig, source="command line")

@@ -43,6 +43,12 @@ def is_complete(store: Store, folder: str) -> bool:
     return store.exists(_join(folder, MANIFEST))
 
 
+def mixture_folder(uri: str) -> str:
+    """The folder of a published mixture given as ``.../mixtures/<id>/mixture.json`` or as the folder."""
+    uri = uri.rstrip("/")
+    return uri.rpartition("/")[0] if uri.endswith(".json") else uri
+
+
 def read_published_mixture(uri: str, *, verify: bool = True) -> Mixture:
     """The mixture at ``uri`` (a published ``.../mixtures/<id>/mixture.json``, or its folder),
     only if its publish completed.
@@ -52,7 +58,7 @@ def read_published_mixture(uri: str, *, verify: bool = True) -> Mixture:
         ConfigError: the document is not a valid mixture.
     """
     uri = uri.rstrip("/")
-    folder_uri = uri.rpartition("/")[0] if uri.endswith(".json") else uri
+    folder_uri = mixture_folder(uri)
     name = posixpath.basename(uri) if uri.endswith(".json") else MIXTURE
     store = Store(folder_uri or ".")
     started = store.exists(MIXTURE) or store.exists("membership.parquet") or store.exists("report.html")

@@ -26,7 +26,7 @@ from automixer_core.config import RunConfig
 from automixer_core.errors import ConfigError, ExecutionError
 from automixer_core.mixture import Mixture
 from automixer_core.proxy import ProxyConfig
-from automixer_core.published import read_published_mixture
+from automixer_core.published import mixture_folder, read_published_mixture
 from automixer_core.store import Store
 from automixer_core.validation.candidates import (
     Candidate,
@@ -100,7 +100,7 @@ def _group_candidates(
     built: dict[str, Candidate] = {}
     pool: tuple[str, str, dict[str, int]] | None = None
     for kind, (mix, uri) in mixtures.items():
-        folder = uri.rsplit("/", 1)[0]
+        folder = mixture_folder(uri)
         member_uri = f"{folder}/membership.parquet"
         data = Store(folder).read_bytes("membership.parquet")
         table = membership_from_parquet(data)

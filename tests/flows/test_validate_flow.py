@@ -274,7 +274,7 @@ def test_sampling_by_groups_trains_on_the_membership(
         candidates=["mixture", "uniform"],
         sample_by="groups",
     )
-    out = validate_flow(cfg, str(folder / "mixture.json"))
+    out = validate_flow(cfg, str(folder))  # the folder, not its mixture.json: both name the mixture
     store = Store(cfg.store)
     doc = json.loads(store.read_text(f"validations/{out['id']}/validation.json"))
     assert doc["sample_by"] == "groups"
