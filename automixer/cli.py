@@ -461,7 +461,9 @@ def trigger_cmd(
             )
         )
     what = "started" if result.created else "found (same idempotency key)"
-    console.print(f"flow run {result.flow_run_name} ({result.flow_run_id}) {what}: {result.state_name}")
+    console.print(
+        f"flow run {result.flow_run_name} ({result.flow_run_id}) {what}: {result.state_name}", soft_wrap=True
+    )
     if result.url:
         console.print(f"  {result.url}")
     if not result.ok:

@@ -8,12 +8,17 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from automixer_core.config import RunConfig
+from flows.naming import run_name
 from tasks.checkpoints import discover_task
 from tasks.evaluate import evaluate_task
 from tasks.reports import evaluation_report_task
 
 
-@flow(name="evaluate", task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
+@flow(
+    name="evaluate",
+    flow_run_name=run_name("evaluate"),
+    task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
+)
 def evaluate_flow(config: RunConfig) -> dict[str, Any]:
     """Evaluate every checkpoint on every benchmark (cached per pair in the store) and report.
 

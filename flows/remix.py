@@ -17,6 +17,7 @@ from automixer_core.benchmarks import benchmark_data_digest
 from automixer_core.config import NOT_IN_IDENTITY, RunConfig, section_hash
 from automixer_core.errors import ConfigError
 from automixer_core.store import Store
+from flows.naming import run_name
 from flows.scoring import ScoringUnit, run_units
 from tasks.checkpoints import discover_task
 from tasks.corpus import shards_task
@@ -30,7 +31,11 @@ def _batches(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-@flow(name="remix", task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
+@flow(
+    name="remix",
+    flow_run_name=run_name("remix"),
+    task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
+)
 def remix_flow(config: RunConfig) -> dict[str, Any]:
     """The whole method on one run config; every step reads what the store already holds.
 

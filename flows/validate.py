@@ -40,6 +40,7 @@ from automixer_core.validation.config import ValidationConfig
 from automixer_core.validation.report import render_validation
 from automixer_core.validation.stats import MEAN
 from automixer_core.validation.summary import summarize_validation
+from flows.naming import run_name
 from flows.remix import remix_flow
 from flows.scoring import dask_map, worker_config
 from tasks.corpus import shards_task
@@ -206,7 +207,11 @@ def _train_units(
     return results, failed
 
 
-@flow(name="validate", task_runner=ThreadPoolTaskRunner(max_workers=1))  # type: ignore[arg-type]
+@flow(
+    name="validate",
+    flow_run_name=run_name("validate"),
+    task_runner=ThreadPoolTaskRunner(max_workers=1),  # type: ignore[arg-type]
+)
 def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, Any]:
     """Train target proxies on every candidate of ``config.validation`` and compare them.
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from prefect import get_client
 from prefect.artifacts import Artifact
 
 import tasks.publish
@@ -77,6 +78,9 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     # Nothing changed: the run ends early in a "nothing new" state; nothing is evaluated or scored.
     state = remix_flow(cfg, return_state=True)
     assert state.is_completed() and state.message == "nothing new"
+    with get_client(sync_client=True) as client:  # the run is named from what it does
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.name == f"remix {len(BENCHES)} benchmarks → {tmp_path.name}/store"
     second = state.result()
     assert second["nothing_new"] is True
     assert second["counts"] == {"evaluations": 0, "queries": 0, "shards_scored": 0}
