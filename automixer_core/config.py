@@ -148,11 +148,16 @@ class ExecutionConfig(BaseModel):
     mode: Literal["local", "workpool", "dask"] = Field(
         "local",
         description="local: in this process | workpool: one score-shards flow run per checkpoint × "
-        "shard batch on a Prefect work pool | dask: tasks on a Dask cluster, one GPU resource each",
+        "shard batch (and one train-target run per validation target) on a Prefect work pool | "
+        "dask: tasks on a Dask cluster, one GPU resource each",
     )
     deployment: str = Field(
         "score-shards/score-shards",
         description="workpool: the scoring deployment (flow/deployment) whose pool has the GPU workers",
+    )
+    train_deployment: str = Field(
+        "train-target/train-target",
+        description="workpool: the deployment that trains one validation target (candidate × seed)",
     )
     dask_address: str | None = Field(
         None,

@@ -4,9 +4,9 @@ Every mode runs the same task (:func:`tasks.influence.score_task`) on the same u
 the same store keys, so the published mixture does not depend on the mode (DESIGN §4):
 
 - ``local``: tasks on the remix flow's own task runner, in this process.
-- ``workpool``: one run of the ``score-shards`` deployment per unit, created with an idempotency
-  key built from the unit's digests (submitting twice gives the same run), awaited, and read back
-  from the shared store.
+- ``workpool``: one run of the ``score-shards`` deployment per unit (:mod:`flows.workpool`),
+  created with an idempotency key built from the unit's digests (submitting twice gives the same
+  run), awaited, and read back from the shared store.
 - ``dask``: tasks on a Dask cluster through prefect-dask, each asking for one ``GPU`` resource,
   so a worker declaring ``--resources GPU=1`` runs one unit at a time.
 
@@ -17,23 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-
-from prefect import get_run_logger
-from prefect.client.schemas.objects import FlowRun
+from typing import Any
 
 import automixer_core
 from automixer_core.config import RunConfig
 from automixer_core.errors import ExecutionError
 from automixer_core.store import Store
+from flows.workpool import OnDone, PoolUnit, run_on_workpool
 from tasks.influence import score_task, unit_score_keys
-
-#: Called once per unit when it is done (scored, or found in the store).
-OnDone = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -173,104 +166,32 @@ def worker_config(config: RunConfig) -> RunConfig:
     return config.model_copy(update=update)
 
 
-def _submit(config: RunConfig, unit: ScoringUnit, params: dict[str, Any], store: Store) -> Any:
-    """The unit's run: an unfinished or successful run of an earlier attempt, else a new one.
-
-    Attempt ``n`` has idempotency key ``<unit digest>-<n>``; a submission repeated with the same
-    key gets the same run. Attempts that ended without the outputs (failed, crashed, cancelled,
-    or outputs gone from the store) are passed over, so a re-run after a failure starts one new run.
-    """
-    from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectNotFound
-
-    name = config.execution.deployment
-    base = f"automixer-score-{unit.digest(str(params['config']['store']))}"
-    for attempt in range(1000):
-        try:
-            run = run_deployment(
-                name=name,
-                parameters=params,
-                timeout=0,
-                idempotency_key=f"{base}-{attempt}",
-                tags=["automixer", "score-shards"],
-                as_subflow=True,
-            )
-        except ObjectNotFound:
-            raise ExecutionError(
-                f"No deployment {name!r} on the Prefect API",
-                fix="register it (automixer deploy --name score-shards) or correct execution.deployment",
-            ) from None
-        state = cast(FlowRun, run).state  # the sync call returns the run itself
-        if state is None or not state.is_final():
-            return cast(FlowRun, run)
-        if state.is_completed() and unit.missing_shards(store) == 0:
-            return cast(FlowRun, run)
-    raise ExecutionError(f"Unit {base} has failed 1000 times", fix="read the score-shards runs' logs")
-
-
-def _run_on_workpool(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -> list[dict[str, Any]]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    logger = get_run_logger()
-    store = Store(config.store)
-    shipped = worker_config(config).model_dump(mode="json")
-    results: list[dict[str, Any] | None] = [None] * len(units)
-    pending: dict[Any, tuple[int, int, Any]] = {}  # run id → (unit index, shards to score, run)
-    for i, unit in enumerate(units):
-        missing = unit.missing_shards(store)
-        if missing == 0:
-            results[i] = {"keys": unit.keys(), "computed": 0}
-            on_done()
-            continue
-        params = {
-            "config": shipped,
+def pool_unit(config: RunConfig, unit: ScoringUnit, store: Store) -> PoolUnit:
+    """The unit as one run of the ``score-shards`` deployment (parameters: the shipped config)."""
+    return PoolUnit(
+        key=f"automixer-score-{unit.digest(config.store)}",
+        parameters={
+            "config": worker_config(config).model_dump(mode="json"),
             "checkpoint": unit.checkpoint,
             "query": unit.query,
             "shards": unit.shards,
-        }
-        run = _submit(config, unit, params, store)
-        pending[run.id] = (i, missing, run)
-    if pending:
-        logger.info("Waiting for %d score-shards runs on %s", len(pending), config.execution.deployment)
-    deadline = None if config.execution.timeout_s is None else time.monotonic() + config.execution.timeout_s
-    failed: list[str] = []
-    with get_client(sync_client=True) as client:
-        while pending:
-            ids = list(pending)
-            runs = [  # in pages: the API returns at most 200 runs a call
-                run
-                for start in range(0, len(ids), 200)
-                for run in client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start : start + 200])),
-                    limit=200,
-                )
-            ]
-            for run in runs:
-                if run.state is None or not run.state.is_final():
-                    continue
-                i, missing, _ = pending.pop(run.id)
-                still = units[i].missing_shards(store)
-                if run.state.is_completed() and still == 0:
-                    results[i] = {"keys": units[i].keys(), "computed": missing}
-                    on_done()
-                elif run.state.is_completed():
-                    failed.append(
-                        f"{run.name} completed but {still} shards have no scores in {config.store} "
-                        "(the worker wrote to another store: use a store both can reach, e.g. s3://)"
-                    )
-                else:
-                    failed.append(f"{run.name} ({run.id}) {run.state.name}: {run.state.message or ''}")
-            if pending and deadline is not None and time.monotonic() > deadline:
-                names = [str(r.name) for _, _, r in pending.values()]
-                raise ExecutionError(
-                    f"{len(pending)} score-shards runs unfinished after {config.execution.timeout_s:g}s: "
-                    f"{names}",
-                    fix="check that a worker polls the deployment's work pool; re-running remix waits "
-                    "on the same runs (same idempotency keys) and keeps every shard already scored",
-                )
-            if pending:
-                time.sleep(config.execution.poll_s)
+        },
+        missing=lambda: unit.missing_shards(store),
+        result=lambda computed: {"keys": unit.keys(), "computed": computed},
+    )
+
+
+def _run_on_workpool(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -> list[dict[str, Any]]:
+    store = Store(config.store)
+    results, failed = run_on_workpool(
+        config.execution.deployment,
+        [pool_unit(config, u, store) for u in units],
+        store=config.store,
+        tags=["score-shards"],
+        poll_s=config.execution.poll_s,
+        timeout_s=config.execution.timeout_s,
+        on_done=on_done,
+    )
     if failed:
         raise ExecutionError(
             f"{len(failed)} of {len(units)} scoring units failed: " + "; ".join(failed),

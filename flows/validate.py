@@ -19,6 +19,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel
 
 import automixer_core
 from automixer_core.benchmarks import BenchmarkSpec, benchmark_data_digest
@@ -43,8 +44,9 @@ from automixer_core.validation.summary import summarize_validation
 from flows.naming import run_name
 from flows.remix import remix_flow
 from flows.scoring import dask_map, worker_config
+from flows.workpool import PoolUnit, run_on_workpool
 from tasks.corpus import shards_task
-from tasks.validation import prepare_task, read_final_questions, train_candidate_task, unit_digest
+from tasks.validation import prepare_task, read_final_questions, run_key, train_candidate_task, unit_digest
 
 VALIDATION_LATEST = "validations/latest.json"
 
@@ -148,20 +150,54 @@ def _shipped_specs(specs: list[BenchmarkSpec]) -> list[BenchmarkSpec]:
     ]
 
 
+def _shipped_target(target: ProxyConfig) -> ProxyConfig:
+    """``target`` with its local tokenizer and membership paths made absolute, for other folders."""
+
+    def absolute(uri: str | None) -> str | None:
+        return uri if uri is None or "://" in uri or Path(uri).is_absolute() else str(Path(uri).resolve())
+
+    return target.model_copy(
+        update={
+            "tokenizer": absolute(target.tokenizer),
+            "group_membership": absolute(target.group_membership),
+        }
+    )
+
+
+def _pool_unit(store: Store, shipped_store: str, digest: str, params: dict[str, Any]) -> PoolUnit:
+    """One target run as a run of the ``train-target`` deployment: done once its ``run.json`` is in
+    the store; the idempotency key names the unit and the store it writes to."""
+    key = run_key(digest, "run.json")
+
+    def missing() -> int:
+        return 0 if store.exists(key) else 1
+
+    def result(computed: int) -> dict[str, Any]:
+        return {"key": key, "computed": bool(computed)}
+
+    return PoolUnit(
+        key="automixer-train-" + hashlib.sha256(f"{shipped_store}|{digest}".encode()).hexdigest()[:24],
+        parameters=_json_ready(params),
+        missing=missing,
+        result=result,
+    )
+
+
 def _train_units(
     config: RunConfig,
     units: list[tuple[Candidate, int, str]],
     target: ProxyConfig,
     specs: list[BenchmarkSpec],
     on_done: Callable[[], None],
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """Train every (candidate, seed) unit where ``execution.mode`` says: in this process (``local``;
-    ``workpool`` too, for now: the work pool fan-out covers scoring only) or on Dask (``dask``, one
-    ``GPU`` resource per unit). Returns the results in order and the failures in words (every other
-    unit is awaited first, and its results are kept in the store)."""
+) -> tuple[list[dict[str, Any] | None], list[str]]:
+    """Train every (candidate, seed) unit where ``execution.mode`` says: in this process
+    (``local``), as one run of the ``train-target`` deployment each (``workpool``: the same
+    idempotency keys, waiting and resuming as scoring), or on Dask (``dask``, one ``GPU`` resource
+    per unit). Returns the results in order (None where a unit failed) and the failures in words
+    (every other unit is awaited first, and its results are kept in the store)."""
     assert config.corpus is not None
-    if config.execution.mode == "dask":
-        shipped = worker_config(config)
+    if config.execution.mode in ("dask", "workpool"):
+        shipped = worker_config(config)  # workers run in folders of their own
         assert shipped.corpus is not None
         params = [
             {
@@ -170,17 +206,28 @@ def _train_units(
                 "candidate": c.name,
                 "weights": c.weights,
                 "seed": seed,
-                "target": target.model_copy(update=c.target_updates()),
+                "target": _shipped_target(target.model_copy(update=c.target_updates())),
                 "corpus_uri": shipped.corpus.uri,
                 "benchmarks": _shipped_specs(specs),
                 "evaluation": config.evaluation,
             }
             for c, seed, digest in units
         ]
-        return dask_map(config, train_candidate_task, params, on_done), []
-    if config.execution.mode == "workpool":
-        get_run_logger().warning(
-            "validate trains its targets in this process: the work pool fan-out covers scoring"
+        if config.execution.mode == "dask":
+            return dask_map(config, train_candidate_task, params, on_done), []
+        store = Store(config.store)
+        pool_units = [
+            _pool_unit(store, shipped.store, digest, p)
+            for p, (_, _, digest) in zip(params, units, strict=True)
+        ]
+        return run_on_workpool(
+            config.execution.train_deployment,
+            pool_units,
+            store=config.store,
+            tags=["train-target"],
+            poll_s=config.execution.poll_s,
+            timeout_s=config.execution.timeout_s,
+            on_done=on_done,
         )
     futures = [
         train_candidate_task.submit(
@@ -196,15 +243,27 @@ def _train_units(
         )
         for c, seed, digest in units
     ]
-    results = []
+    results: list[dict[str, Any] | None] = []
     failed = []
     for (c, seed, _), f in zip(units, futures, strict=True):
         try:
             results.append(f.result())
         except Exception as exc:  # every other unit is awaited and kept before this is reported
+            results.append(None)
             failed.append(f"{c.name} seed {seed} ({type(exc).__name__}: {exc})")
         on_done()
     return results, failed
+
+
+def _json_ready(params: dict[str, Any]) -> dict[str, Any]:
+    """Flow-run parameters as JSON values (pydantic models dumped), as the API stores them."""
+
+    def dump(v: Any) -> Any:
+        if isinstance(v, BaseModel):
+            return v.model_dump(mode="json")
+        return [dump(x) for x in v] if isinstance(v, list) else v
+
+    return {k: dump(v) for k, v in params.items()}
 
 
 @flow(
@@ -289,6 +348,7 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
     runs = []
     per_question = {}
     for (c, seed, digest), res in zip(units, results, strict=True):
+        assert res is not None  # no unit failed
         run = store.read_json(res["key"])
         run = {**run, "candidate": c.name}  # a shared run (equal weights) reports under each name
         runs.append(run)
@@ -352,7 +412,7 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
         "id": vid,
         "uri": store.uri(key),
         "report": store.uri(f"validations/{vid}/report.html"),
-        "counts": {"remixes": remixes, "targets_trained": sum(r["computed"] for r in results)},
+        "counts": {"remixes": remixes, "targets_trained": sum(bool(r and r["computed"]) for r in results)},
         "headline": headline,
         "final": {c: summary["final"][c][summary["headline_metric"]][MEAN] for c in summary["candidates"]},
         "tokens_to_reach": summary["tokens_to_reach"],

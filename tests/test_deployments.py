@@ -38,6 +38,7 @@ WORKFLOW = REPO / ".github" / "workflows" / "remix.yml"
 EXPECTED = {
     "remix": ("flows/remix.py:remix_flow", "automixer-cpu"),
     "score-shards": ("flows/score_shards.py:score_shards_flow", "automixer-gpu"),
+    "train-target": ("flows/train_target.py:train_target_flow", "automixer-gpu"),
     "proxy-train": ("flows/proxy_train.py:proxy_train_flow", "automixer-cpu"),
 }
 

@@ -31,7 +31,8 @@ from automixer_core.errors import ExecutionError
 from automixer_core.mixture import Mixture, mixture_differences
 from automixer_core.store import Store
 from flows.remix import remix_flow
-from flows.scoring import ScoringUnit, _submit, worker_config
+from flows.scoring import ScoringUnit, pool_unit, worker_config
+from flows.workpool import submit
 from tasks.checkpoints import discover_task
 from tasks.corpus import shards_task
 from tasks.influence import score_task
@@ -251,7 +252,7 @@ def test_workpool_mode_through_trigger_gives_the_local_mixture(
 
     @flow(name="automixer-test-resubmit")
     def resubmit() -> Any:
-        return _submit(cfg, unit, unit_run.parameters, Store(store))
+        return submit(cfg.execution.deployment, pool_unit(cfg, unit, Store(store)), ["score-shards"])
 
     before = len(_flow_runs("score-shards/score-shards"))
     again_run = resubmit()

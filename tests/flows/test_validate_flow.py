@@ -232,6 +232,61 @@ def test_dask_mode_trains_the_same_targets_on_the_cluster(
             pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-9)
 
 
+def test_workpool_mode_trains_each_target_as_a_run_of_train_target(
+    prefect_api: None, validated: dict[str, Any], shared_data: Path, tmp_path: Path
+) -> None:
+    """One train-target flow run per (candidate, seed) on a work pool polled by two process
+    workers, each with a digest-built idempotency key; the numbers are the local runs' (to 1e-6);
+    a re-run submits nothing."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    from automixer.deploy import deploy
+    from tests.prefect_workers import REPO, ensure_pool, process_workers, tail
+
+    pool = "automixer-test-train-process"
+    ensure_pool(pool)
+    assert deploy(REPO / "deployments" / "prefect.yaml", ["train-target"], pool=pool) == [
+        "train-target/train-target"
+    ]
+    cfg = _config(str(tmp_path / "store"), shared_data, tmp_path / "no-run")
+    cfg = cfg.model_copy(
+        update={
+            "execution": cfg.execution.model_copy(
+                update={"mode": "workpool", "poll_s": 0.5, "timeout_s": 600}
+            )
+        }
+    )
+
+    def runs() -> list[Any]:
+        with get_client(sync_client=True) as client:
+            found = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["train-target"]))
+            )
+        return [r for r in found if r.parameters["store_uri"] == cfg.store]
+
+    with process_workers(pool, 2, tmp_path / "logs") as logs:
+        out = validate_flow(cfg)
+        assert out["counts"]["targets_trained"] == 2, tail(logs)
+    first = runs()
+    assert len(first) == 2 and all(r.state.is_completed() for r in first)
+    assert all(str(r.idempotency_key).startswith("automixer-train-") for r in first)
+    assert sorted(r.name for r in first) == ["train natural seed 0", "train uniform seed 0"]
+
+    local, remote = Store(validated["cfg"].store), Store(cfg.store)
+    doc = json.loads(remote.read_text(f"validations/{out['id']}/validation.json"))
+    for run in doc["runs"]:
+        for bench in BENCHES:
+            key = f"validations/runs/{run['digest']}/step-20/{bench}.parquet"
+            got = pd.read_parquet(io.BytesIO(remote.read_bytes(key)))
+            want = pd.read_parquet(io.BytesIO(local.read_bytes(key)))
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-9)
+
+    again = validate_flow(cfg)  # no worker now: every unit is in the store, nothing is submitted
+    assert again["counts"]["targets_trained"] == 0 and again["id"] == out["id"]
+    assert len(runs()) == 2
+
+
 def test_sampling_by_groups_trains_on_the_membership(
     prefect_api: None, shared_data: Path, tmp_path: Path
 ) -> None:
