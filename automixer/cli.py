@@ -478,9 +478,10 @@ def trigger_cmd(
 
 # Commands defined in modules of their own register on ``app`` when imported here.
 from automixer import demo as _demo  # noqa: E402
+from automixer import label_cmd as _label_cmd  # noqa: E402
 from automixer import validate_cmd as _validate_cmd  # noqa: E402
 
-del _demo, _validate_cmd
+del _demo, _label_cmd, _validate_cmd
 
 
 def main() -> None:  # pragma: no cover

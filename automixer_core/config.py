@@ -21,6 +21,7 @@ from automixer_core.errors import BenchmarkError, ConfigError
 from automixer_core.evaluation import EvalConfig
 from automixer_core.exports import FORMATS
 from automixer_core.influence import InfluenceConfig
+from automixer_core.labels.config import LabelingConfig
 from automixer_core.selection import SelectionConfig
 from automixer_core.validation.config import ValidationConfig
 
@@ -159,6 +160,10 @@ class ExecutionConfig(BaseModel):
         "train-target/train-target",
         description="workpool: the deployment that trains one validation target (candidate × seed)",
     )
+    label_deployment: str = Field(
+        "label-shards/label-shards",
+        description="workpool: the deployment that labels one batch of corpus shards (automixer label)",
+    )
     dask_address: str | None = Field(
         None,
         description="dask: the scheduler address (tcp://host:8786); workers declare `--resources GPU=1`",
@@ -218,10 +223,14 @@ class RunConfig(BaseModel):
         default_factory=ValidationConfig,
         description="automixer validate: target proxies trained on candidate mixtures",
     )
+    labeling: LabelingConfig = Field(
+        default_factory=LabelingConfig,
+        description="automixer label: groups predicted for the documents a remix did not score",
+    )
 
 
 #: Sections that do not change what a run computes (where it is stored, where it runs).
-NOT_IN_IDENTITY = frozenset({"store", "execution", "validation"})
+NOT_IN_IDENTITY = frozenset({"store", "execution", "validation", "labeling"})
 
 
 def section_hash(section: BaseModel | dict[str, Any], *, exclude: set[str] | None = None) -> str:

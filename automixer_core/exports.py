@@ -215,6 +215,21 @@ def olmo_core_mixture(
 # --- files ---------------------------------------------------------------------------------------
 
 
+def folder_export_options(
+    mixture: Mixture, fmt: str, root: str, files: Mapping[str, list[str]]
+) -> dict[str, Any]:
+    """Options of :func:`write_export` that point ``fmt`` at one folder per group under ``root``, as
+    ``automixer label`` writes them (``<root>/<group>/*.jsonl``): the jsonl files themselves where
+    the format reads jsonl (``hf_interleave``; groups with weight 0 left out), else ``root`` in the
+    placeholders of formats that read tokenized files (convert each group's folder first)."""
+    if fmt == "hf_interleave":
+        active = token_shares(mixture)
+        return {"data_files": {g: list(f) for g, f in files.items() if g in active and f}}
+    if fmt == "mosaic_streaming":
+        return {"remote_root": root}
+    return {"root": root}
+
+
 def _yaml(header: str, obj: Any) -> bytes:
     body = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
     return (header + body).encode()

@@ -55,6 +55,7 @@ def query_hash(
                 "padding_side",
                 "norm_method",
                 "compute_grad_norm",
+                "hessian_seed",  # the sample's positions below name the documents it drew
             },
         ),
         "benchmark": benchmark_digest,
@@ -95,7 +96,11 @@ def query_task(
     """
     store = Store(store_uri)
     loaded = {spec.name: cached_benchmark(spec) for spec in benchmarks}
-    hessian = hessian_sample(shards, influence.hessian_samples) if influence.estimator == "datainf" else []
+    hessian = (
+        hessian_sample(shards, influence.hessian_samples, influence.hessian_seed)
+        if influence.estimator == "datainf"
+        else []
+    )
     hashes = {
         name: query_hash(influence, b.digest, hessian, corpus.max_doc_chars)
         for name, b in sorted(loaded.items())

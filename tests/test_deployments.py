@@ -39,6 +39,7 @@ EXPECTED = {
     "remix": ("flows/remix.py:remix_flow", "automixer-cpu"),
     "score-shards": ("flows/score_shards.py:score_shards_flow", "automixer-gpu"),
     "train-target": ("flows/train_target.py:train_target_flow", "automixer-gpu"),
+    "label-shards": ("flows/label_shards.py:label_shards_flow", "automixer-cpu"),
     "proxy-train": ("flows/proxy_train.py:proxy_train_flow", "automixer-cpu"),
 }
 
@@ -253,7 +254,7 @@ def test_run_form_as_the_ui_renders_it(remix_deployment: str) -> None:
     sections = {p.split(".")[1] for p in fields if p.count(".") == 2}
     assert sections == {
         "checkpoints", "benchmarks", "evaluation", "selection", "corpus", "influence", "aggregation",
-        "publish", "execution", "validation",
+        "publish", "execution", "validation", "labeling",
     }  # fmt: skip
     assert len(fields) > 50 and all(f.description for f in fields.values())
 

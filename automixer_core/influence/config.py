@@ -58,6 +58,9 @@ class InfluenceConfig(BaseModel):
     hessian_samples: int = Field(
         default=256, ge=1, description="corpus documents in DataInf's Hessian sample"
     )
+    hessian_seed: int = Field(
+        default=0, description="seed of the Hessian sample's draw (which documents; the scores name them)"
+    )
     query_loss: Literal["sum", "mean"] = Field(
         default="sum",
         description="loss of a query example: sum (the gold continuation's summed NLL, as lm-eval scores "
