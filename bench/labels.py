@@ -45,7 +45,7 @@ def _config(data: Path, out: Path, docs: int, **influence: Any) -> RunConfig:
     raw = demo_run_config(data, out)
     raw["corpus"]["max_docs_per_file"] = docs
     raw["influence"].update(influence)
-    raw["labeling"] = {"shards_per_task": 10}
+    raw["labeling"] = {"shard_docs": 2000, "shards_per_task": 1}
     return RunConfig.model_validate(raw)
 
 

@@ -91,7 +91,7 @@ def one(args: argparse.Namespace, n: int) -> dict[str, Any]:
         "max_doc_chars": 2000,
         "shard_docs": 500,
     }
-    raw["labeling"] = {"shards_per_task": 20, "write_documents": True}
+    raw["labeling"] = {"shard_docs": 5000, "shards_per_task": 2}
     raw["store"] = str(args.out / f"store-{n}")
     cfg = RunConfig.model_validate(raw)
     out: dict[str, Any] = {"documents": n, "files": files, "generate_s": gen_s}

@@ -116,9 +116,9 @@ def label_flow(config: RunConfig, mixture: str | None = None) -> dict[str, Any]:
     shipped = worker_config(config)  # workers (Dask, work pool) run in folders of their own
     assert shipped.corpus is not None
     scored_shards = shards_task(shipped.corpus)  # the shards the remix scored
-    full = shipped.corpus.model_copy(update={"max_docs_per_file": None})
-    shards = shards_task(full)
     lab = config.labeling
+    full = shipped.corpus.model_copy(update={"max_docs_per_file": None, "shard_docs": lab.shard_docs})
+    shards = shards_task(full)
     predictor = train_predictor_task(
         shipped.store, mix.id, mixture, shipped.corpus, scored_shards, lab.predictor
     )

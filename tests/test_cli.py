@@ -92,6 +92,19 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
     bad = runner.invoke(app, ["export", mixture_uri, "--format", "nonesuch"])
     assert bad.exit_code == 2 and "nonesuch" in bad.output
 
+    # label: every document of the corpus gets a group (36 scored, the rest predicted)
+    cfg["labeling"] = {
+        "predictor": {"n_features": 4096, "epochs": 3, "min_docs_per_group": 1},
+        "shard_docs": 4000,
+        "write_documents": False,
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    labelled = runner.invoke(app, ["label", str(path)])
+    assert labelled.exit_code == 0, labelled.output
+    assert "held-out accuracy" in labelled.output and "labels:" in labelled.output
+    again = runner.invoke(app, ["label", str(path), "--mixture", mixture_uri])
+    assert again.exit_code == 0 and "labelled 0 of" in again.output, again.output
+
 
 def test_remix_in_workpool_mode_without_a_server_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

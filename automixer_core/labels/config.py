@@ -56,9 +56,13 @@ class LabelingConfig(BaseModel):
     predictor: PredictorConfig = Field(
         default_factory=PredictorConfig, description="the text classifier (hashed n-grams + a linear model)"
     )
-    shards_per_task: int = Field(
-        20, ge=1, description="corpus shards labelled by one task (the unit of fan-out)"
+    shard_docs: int = Field(
+        5000,
+        ge=1,
+        description="documents per labelling shard (labelling costs about 1/1000 of scoring per document, "
+        "so its shards are larger than corpus.shard_docs)",
     )
+    shards_per_task: int = Field(2, ge=1, description="labelling shards per task (the unit of fan-out)")
     write_documents: bool = Field(
         True,
         description="also copy each document into labels/<id>/by_group/<group>/ (one jsonl per shard), "

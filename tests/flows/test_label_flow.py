@@ -59,6 +59,7 @@ def labelled(
             "aggregation": {"bootstrap": 20},
             "labeling": {
                 "predictor": {"n_features": 4096, "min_docs_per_group": 2, "epochs": 5},
+                "shard_docs": 40,
                 "shards_per_task": 4,
             },
         }
