@@ -14,7 +14,7 @@ between the two Hessian seeds (the scorer's own noise, the issue's yardstick); t
 weights and the weights of the full remix's documents regrouped by their predicted labels, each
 against the full mixture's 90% interval; and labelling vs scoring throughput (documents/s).
 
-    python bench/labels.py --out runs/demo --full 300 --sample 100
+    python bench/labels.py --out runs/demo --full 200 --sample 100
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--out", type=Path, default=Path("runs/demo"))
-    ap.add_argument("--full", type=int, default=300, help="documents scored per domain file (the reference)")
+    ap.add_argument("--full", type=int, default=200, help="documents scored per domain file (the reference)")
     ap.add_argument("--sample", type=int, default=100, help="documents scored per domain file (the sample)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()

@@ -6,7 +6,9 @@ characters at sentence-free word boundaries) and perturbing every copy (10% of w
 neighbouring words swapped), shuffled and written as parquet files of 10,000 documents under one
 folder per domain. The remix scores about ``--scored`` documents (the first rows of every file,
 as ``corpus.max_docs_per_file`` does) with the demo's proxy and benchmarks; ``label`` then gives
-every document a group. Each size runs in a process of its own, so its peak memory is its own.
+every document a group. Each size runs in a process of its own, so its peak memory is its own. The
+store is the demo's, so the evaluations and query vectors come from it (only scoring and labelling
+run here).
 
     python bench/labels_scale.py --docs 250000,1000000 --out runs/labels-scale
 """
@@ -92,7 +94,7 @@ def one(args: argparse.Namespace, n: int) -> dict[str, Any]:
         "shard_docs": 500,
     }
     raw["labeling"] = {"shard_docs": 5000, "shards_per_task": 2}
-    raw["store"] = str(args.out / f"store-{n}")
+    raw["store"] = str(args.demo / "store")  # the demo's evaluations and query vectors are reused
     cfg = RunConfig.model_validate(raw)
     out: dict[str, Any] = {"documents": n, "files": files, "generate_s": gen_s}
     with embedded_prefect():
