@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from automixer.cli import DEFAULT_DATA, _evaluate, _fail, _remix, _run, command, console
+from automixer.cli import DEFAULT_DATA, _fail, _run, command, console
 
 World = Literal["real", "planted"]
 
@@ -127,6 +127,10 @@ def demo_cmd(
     ] = False,
 ) -> None:
     """The main job on the embedded default: a proxy run, then the whole remix (and optionally its validation)."""
+    # Here, not at the top: a module of commands imported first (``import automixer.remix_cmd``)
+    # imports cli, whose registration block imports this module before that one is complete.
+    from automixer.evaluate_cmd import _evaluate
+    from automixer.remix_cmd import _remix
     from automixer_core.config import RunConfig
     from automixer_core.errors import ConfigError
     from automixer_core.proxy.config import demo_proxy_config

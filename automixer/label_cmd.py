@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from automixer.cli import _run, command, console, load_run_config
+from automixer.cli import JsonOption, _run, command, console, emit_json, load_run_config
 
 
 def print_labels(out: dict[str, Any]) -> None:
@@ -54,13 +54,17 @@ def label_cmd(
     store: Annotated[
         str | None, typer.Option(help="root URI of the artifact store (overrides the config)")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Give every corpus document a group: its scored group, or one predicted from its text."""
     from flows.label import label_flow
 
     cfg = load_run_config(config, store)
     t0 = time.perf_counter()
-    out = _run(label_flow, cfg, mixture)
+    out = _run(label_flow, cfg, mixture, quiet=as_json)
+    if as_json:
+        emit_json(out)
+        return
     print_labels(out)
     counts = out["counts"]
     console.print(

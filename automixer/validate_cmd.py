@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from automixer.cli import _run, command, console, load_run_config
+from automixer.cli import JsonOption, _run, command, console, emit_json, load_run_config
 
 
 def print_validation(out: dict[str, Any]) -> None:
@@ -51,6 +51,7 @@ def validate_cmd(
     store: Annotated[
         str | None, typer.Option(help="root URI of the artifact store (overrides the config)")
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train target proxies on the mixture and on baselines (equal tokens, several seeds), compare them."""
     from flows.validate import validate_flow
@@ -59,7 +60,10 @@ def validate_cmd(
     if seeds:
         cfg = cfg.model_copy(update={"validation": cfg.validation.model_copy(update={"seeds": seeds})})
     t0 = time.perf_counter()
-    out = _run(validate_flow, cfg, mixture)
+    out = _run(validate_flow, cfg, mixture, quiet=as_json)
+    if as_json:
+        emit_json(out)
+        return
     print_validation(out)
     counts = out["counts"]
     console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,47 @@ def test_discover_missing_folder_is_one_clear_error(tmp_path: Path) -> None:
     assert "nope" in result.output and "Traceback" not in result.output
 
 
+def test_discover_json_is_the_checkpoint_list_alone_on_stdout(proxy_run: Any, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["discover", str(proxy_run.path), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)  # stdout holds the one document and nothing else
+    folders = sorted(proxy_run.path.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert [c["name"] for c in doc["checkpoints"]] == [f.name for f in folders]
+    steps = [c["step"] for c in doc["checkpoints"]]
+    assert steps == sorted(steps) == [int(f.name.split("-")[1]) for f in folders]
+    assert [Path(c["uri"]).resolve() for c in doc["checkpoints"]] == [f.resolve() for f in folders]
+    fingerprints = [c["fingerprint"] for c in doc["checkpoints"]]
+    assert len(set(fingerprints)) == len(folders) and all(len(f) == 16 for f in fingerprints)
+    assert doc["skipped"] == [] and doc["uri"] == str(proxy_run.path)
+
+    missing = runner.invoke(app, ["discover", str(tmp_path / "nope"), "--json"])
+    assert missing.exit_code == 2 and missing.stdout == ""  # the error goes to stderr alone
+    assert "nope" in missing.stderr
+
+
+def test_emit_json_writes_strict_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN (a benchmark a checkpoint has no score on) is null, numpy scalars are numbers, one line."""
+    import numpy as np
+
+    from automixer.cli import emit_json
+
+    emit_json({"step": np.int64(15), "acc": np.float64("nan"), "pair": (1, 2.5), "where": Path("/x")})
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert json.loads(out, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}")) == {
+        "step": 15,
+        "acc": None,
+        "pair": [1, 2.5],
+        "where": "/x",
+    }
+
+
 @pytest.mark.slow
 def test_evaluate_command_writes_table_and_plot(
     prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path
 ) -> None:
+    import pandas as pd
+
     store = tmp_path / "store"
     args = ["evaluate", "--checkpoints", str(proxy_run.path), "--data", str(shared_data)]
     args += ["--benchmarks", "arc_easy,boolq", "--limit", "4", "--store", str(store)]
@@ -45,6 +83,25 @@ def test_evaluate_command_writes_table_and_plot(
     assert "Artifact models" in result.output
     assert len(list(store.glob("reports/evaluation/*/capability.png"))) == 1
     assert len(list(store.glob("reports/evaluation/*/evals.csv"))) == 1
+
+    # --json: the same run again (all from the store) as one document: the table and the selection
+    as_json = runner.invoke(app, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    doc = json.loads(as_json.stdout)
+    assert doc["computed"] == 0 and doc["pairs"] == 2 * len(proxy_run.result.checkpoints)
+    assert doc["metric"] == "acc_norm"
+    evals = pd.read_csv(next(store.glob("reports/evaluation/*/evals.csv")))
+    assert [r["step"] for r in doc["table"]] == sorted(evals["step"].unique().tolist())
+    for row in doc["table"]:
+        for bench in ("arc_easy", "boolq"):
+            want = evals[(evals["step"] == row["step"]) & (evals["benchmark"] == bench)]["acc_norm"]
+            assert row[bench] == pytest.approx(float(want.iloc[0]))
+        assert row["mean"] == pytest.approx((row["arc_easy"] + row["boolq"]) / 2)
+    assert sorted(r["benchmark"] for r in doc["selection"]) == ["arc_easy", "boolq"]
+    assert (
+        Path(doc["uris"]["capability.png"]).resolve()
+        == next(store.glob("reports/evaluation/*/capability.png")).resolve()
+    )
 
 
 def test_evaluate_bad_config_names_the_field(tmp_path: Path) -> None:
@@ -79,11 +136,20 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
     }
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    # --json: the flow's result as the one document on stdout (no table, no status lines)
+    as_json = runner.invoke(app, ["remix", str(path), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    remixed = json.loads(as_json.stdout)
+    latest = json.loads((tmp_path / "store" / "mixtures" / "latest.json").read_text())
+    assert remixed["id"] == latest["id"] and remixed["uri"] == latest["uri"] and not remixed["nothing_new"]
+    assert remixed["counts"]["evaluations"] == 2 * 2 and remixed["counts"]["shards_scored"] > 0
+    published = json.loads(Path(remixed["uri"]).read_text())
+    assert remixed["weights"] == pytest.approx({g["name"]: g["weight"] for g in published["groups"]})
     result = runner.invoke(app, ["remix", str(path)])
     assert result.exit_code == 0, result.output
     assert "Mixture" in result.output and "report:" in result.output
-    latest = (tmp_path / "store" / "mixtures" / "latest.json").read_text()
-    mixture_uri = __import__("json").loads(latest)["uri"]
+    assert "Nothing new" in result.output and latest["id"] in result.output
+    mixture_uri = latest["uri"]
     out = tmp_path / "blend.txt"
     exported = runner.invoke(app, ["export", mixture_uri, "--format", "megatron", "--out", str(out)])
     assert exported.exit_code == 0, exported.output
@@ -104,6 +170,13 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
     assert "held-out accuracy" in labelled.output and "labels:" in labelled.output
     again = runner.invoke(app, ["label", str(path), "--mixture", mixture_uri])
     assert again.exit_code == 0 and "labelled 0 of" in again.output, again.output
+    as_json = runner.invoke(app, ["label", str(path), "--mixture", mixture_uri, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    labels = json.loads(as_json.stdout)
+    assert labels["counts"]["shards_labelled"] == 0 and labels["uri"] in labelled.output.replace("\n", "")
+    summary = labels["summary"]
+    assert summary["documents"] == sum(g["documents"] for g in summary["groups"].values())
+    assert summary["scored"] + summary["predicted"] == summary["documents"]
 
 
 def test_remix_in_workpool_mode_without_a_server_is_refused(
