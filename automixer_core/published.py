@@ -61,14 +61,18 @@ def read_published_mixture(uri: str, *, verify: bool = True) -> Mixture:
     folder_uri = mixture_folder(uri)
     name = posixpath.basename(uri) if uri.endswith(".json") else MIXTURE
     store = Store(folder_uri or ".")
-    started = store.exists(MIXTURE) or store.exists("membership.parquet") or store.exists("report.html")
-    if not store.exists(name) and not (started and not store.exists(MANIFEST)):
-        raise StorageError(
-            f"No mixture document at {store.uri(name)!r}",
-            expected="a mixtures/<id>/mixture.json written by `automixer remix`",
-            fix="check the URI (mixtures/latest.json names the newest mixture)",
-        )
-    if not store.exists(MANIFEST):
+    no_document = StorageError(
+        f"No mixture document at {store.uri(name)!r}",
+        expected="a mixtures/<id>/mixture.json written by `automixer remix`",
+        fix="check the URI (mixtures/latest.json names the newest mixture)",
+    )
+    if store.exists(MANIFEST):  # a complete publish: one more look, for the document itself
+        if not store.exists(name):
+            raise no_document
+    else:  # nothing there, or an interrupted publish: only now look at what it wrote
+        started = any(store.exists(k) for k in (name, MIXTURE, "membership.parquet", "report.html"))
+        if not started:
+            raise no_document
         raise StorageError(
             f"Mixture folder {folder_uri!r} has no {MANIFEST}: its publish did not finish (it was interrupted), "
             "so its files may be partial",
