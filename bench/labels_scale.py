@@ -37,7 +37,9 @@ def write_corpus(data: Path, folder: Path, n: int, chars: int, seed: int = 0) ->
     rng = random.Random(seed)
     pieces: list[tuple[str, list[str]]] = []
     for path in sorted((data / "corpus").glob("*/*.jsonl")):
-        for line in path.read_text().splitlines():
+        for line in path.read_text().split("\n"):  # not splitlines: texts hold U+2028
+            if not line.strip():
+                continue
             words = json.loads(line)["text"].split()
             chunk: list[str] = []
             size = 0
