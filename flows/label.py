@@ -20,12 +20,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 import automixer_core
 from automixer_core.config import RunConfig
-from automixer_core.errors import ConfigError, ExecutionError
+from automixer_core.errors import ConfigError
 from automixer_core.published import read_published_mixture
 from automixer_core.store import Store
 from flows.naming import run_name
 from flows.scoring import dask_map, worker_config
-from flows.workpool import PoolUnit, run_on_workpool
+from flows.workpool import PoolUnit, run_all_on_workpool
 from tasks.corpus import shards_task
 from tasks.keys import LATEST_KEY
 from tasks.labels import label_task, publish_labels_task, shard_label_key, train_predictor_task
@@ -64,7 +64,7 @@ def _label_units(config: RunConfig, params: list[dict[str, Any]], on_done: Any) 
         return dask_map(config, label_task, params, on_done)
     if mode == "workpool":
         store = Store(config.store)
-        results, failed = run_on_workpool(
+        return run_all_on_workpool(
             config.execution.label_deployment,
             [_pool_unit(store, p) for p in params],
             store=config.store,
@@ -72,13 +72,9 @@ def _label_units(config: RunConfig, params: list[dict[str, Any]], on_done: Any) 
             poll_s=config.execution.poll_s,
             timeout_s=config.execution.timeout_s,
             on_done=on_done,
+            what="labelling",
+            rerun="run label again: shards already labelled are kept",
         )
-        if failed:
-            raise ExecutionError(
-                f"{len(failed)} of {len(params)} labelling units failed: " + "; ".join(failed),
-                fix="read those runs' logs; run label again: shards already labelled are kept",
-            )
-        return [r for r in results if r is not None]
     futures = [label_task.submit(**p) for p in params]
     out = []
     for f in futures:

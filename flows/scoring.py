@@ -25,7 +25,7 @@ import automixer_core
 from automixer_core.config import RunConfig
 from automixer_core.errors import ExecutionError
 from automixer_core.store import Store
-from flows.workpool import OnDone, PoolUnit, run_on_workpool
+from flows.workpool import OnDone, PoolUnit, run_all_on_workpool
 from tasks.influence import score_task, unit_score_keys
 
 
@@ -183,7 +183,7 @@ def pool_unit(config: RunConfig, unit: ScoringUnit, store: Store) -> PoolUnit:
 
 def _run_on_workpool(config: RunConfig, units: list[ScoringUnit], on_done: OnDone) -> list[dict[str, Any]]:
     store = Store(config.store)
-    results, failed = run_on_workpool(
+    return run_all_on_workpool(
         config.execution.deployment,
         [pool_unit(config, u, store) for u in units],
         store=config.store,
@@ -191,10 +191,6 @@ def _run_on_workpool(config: RunConfig, units: list[ScoringUnit], on_done: OnDon
         poll_s=config.execution.poll_s,
         timeout_s=config.execution.timeout_s,
         on_done=on_done,
+        what="scoring",
+        rerun="re-run remix: shards already scored are kept, failed units get a new run",
     )
-    if failed:
-        raise ExecutionError(
-            f"{len(failed)} of {len(units)} scoring units failed: " + "; ".join(failed),
-            fix="read those runs' logs; re-run remix: shards already scored are kept, failed units get a new run",
-        )
-    return [r for r in results if r is not None]

@@ -149,3 +149,32 @@ def run_on_workpool(
             if pending:
                 time.sleep(poll_s)
     return results, failed
+
+
+def run_all_on_workpool(
+    deployment: str,
+    units: list[PoolUnit],
+    *,
+    store: str,
+    tags: list[str],
+    poll_s: float,
+    timeout_s: float | None,
+    on_done: OnDone,
+    what: str,
+    rerun: str,
+) -> list[dict[str, Any]]:
+    """:func:`run_on_workpool` where every unit must succeed: the results in order.
+
+    Raises:
+        ExecutionError: units failed (named, after every other unit is awaited and kept); ``what``
+            names the units (``scoring``) and ``rerun`` says what a re-run keeps.
+    """
+    results, failed = run_on_workpool(
+        deployment, units, store=store, tags=tags, poll_s=poll_s, timeout_s=timeout_s, on_done=on_done
+    )
+    if failed:
+        raise ExecutionError(
+            f"{len(failed)} of {len(units)} {what} units failed: " + "; ".join(failed),
+            fix=f"read those runs' logs; {rerun}",
+        )
+    return [r for r in results if r is not None]

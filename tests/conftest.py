@@ -110,5 +110,5 @@ def prefect_api() -> Iterator[None]:
     """A real Prefect API (the test harness: a temporary server on SQLite), once per session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=300):  # a loaded machine starts it slowly
         yield

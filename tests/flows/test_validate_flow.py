@@ -198,6 +198,19 @@ def test_a_mixture_of_another_corpus_is_refused_before_any_training(
     assert not Store(cfg.store).list("validations/runs")
 
 
+def _assert_same_runs(local_store: str, remote_store: str, validation_id: str) -> None:
+    """Every target run of the validation has the local runs' per-question numbers (to 1e-6:
+    another process, the same single thread)."""
+    local, remote = Store(local_store), Store(remote_store)
+    doc = json.loads(remote.read_text(f"validations/{validation_id}/validation.json"))
+    for run in doc["runs"]:
+        for bench in BENCHES:
+            key = f"validations/runs/{run['digest']}/step-20/{bench}.parquet"
+            got = pd.read_parquet(io.BytesIO(remote.read_bytes(key)))
+            want = pd.read_parquet(io.BytesIO(local.read_bytes(key)))
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-9)
+
+
 @pytest.fixture()
 def dask_cluster(prefect_api: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A 2-process LocalCluster whose workers each declare one GPU; the API URL in the environment."""
@@ -222,14 +235,7 @@ def test_dask_mode_trains_the_same_targets_on_the_cluster(
     )
     out = validate_flow(cfg)
     assert out["counts"]["targets_trained"] == 2
-    local, remote = Store(validated["cfg"].store), Store(cfg.store)
-    doc = json.loads(remote.read_text(f"validations/{out['id']}/validation.json"))
-    for run in doc["runs"]:
-        for bench in BENCHES:
-            key = f"validations/runs/{run['digest']}/step-20/{bench}.parquet"
-            got = pd.read_parquet(io.BytesIO(remote.read_bytes(key)))
-            want = pd.read_parquet(io.BytesIO(local.read_bytes(key)))
-            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-9)
+    _assert_same_runs(validated["cfg"].store, cfg.store, out["id"])
 
 
 def test_workpool_mode_trains_each_target_as_a_run_of_train_target(
@@ -273,14 +279,7 @@ def test_workpool_mode_trains_each_target_as_a_run_of_train_target(
     assert all(str(r.idempotency_key).startswith("automixer-train-") for r in first)
     assert sorted(r.name for r in first) == ["train natural seed 0", "train uniform seed 0"]
 
-    local, remote = Store(validated["cfg"].store), Store(cfg.store)
-    doc = json.loads(remote.read_text(f"validations/{out['id']}/validation.json"))
-    for run in doc["runs"]:
-        for bench in BENCHES:
-            key = f"validations/runs/{run['digest']}/step-20/{bench}.parquet"
-            got = pd.read_parquet(io.BytesIO(remote.read_bytes(key)))
-            want = pd.read_parquet(io.BytesIO(local.read_bytes(key)))
-            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6, atol=1e-9)
+    _assert_same_runs(validated["cfg"].store, cfg.store, out["id"])
 
     again = validate_flow(cfg)  # no worker now: every unit is in the store, nothing is submitted
     assert again["counts"]["targets_trained"] == 0 and again["id"] == out["id"]
