@@ -50,8 +50,16 @@ def main_options(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="show library logs too (Prefect, transformers, datasets, dask)"),
+    ] = False,
 ) -> None:
     """Turn the checkpoints a training run already saved into a data mixture for the next run."""
+    if verbose:
+        from automixer.runtime import set_verbose
+
+        set_verbose()
 
 
 def command(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -87,19 +95,29 @@ def _fail(exc: Exception, code: int = EXIT_USAGE) -> None:
     raise typer.Exit(code=code)
 
 
-def _run(fn: Any, *args: Any, quiet: bool = False, **kwargs: Any) -> Any:
-    """Run ``fn`` (a flow) on the embedded Prefect API. A typed error prints as one clear message;
+def _run(fn: Any, *args: Any, quiet: bool = False, on_show: Any = None, **kwargs: Any) -> Any:
+    """Run ``fn`` (a flow) on the embedded Prefect API, its progress drawn on stderr (phase lines
+    and live bars, :mod:`automixer.progress_view`). A typed error prints as one clear message;
     any other exception as one line; exit code 1. Tracebacks (Prefect's logs of a failed task, and
     the final exception's) go to one file under ``.automixer/logs/``, never to the terminal.
-    ``quiet`` (for ``--json``): whatever the run writes to stdout goes to stderr instead."""
+    ``quiet`` (for ``--json``): whatever the run writes to stdout goes to stderr instead.
+    ``on_show``: called with ``(kind, payload)`` for results the flow shows as they arrive."""
     import traceback
 
+    from automixer.progress_view import ConsoleProgress
     from automixer.tracebacks import append_traceback, new_log_path, tracebacks_to
     from automixer_core.errors import AutoMixerError
+    from flows.progress import listening
 
     log = new_log_path()
     try:
-        with embedded_prefect(), tracebacks_to(log), _stdout_to_stderr(quiet):
+        with (
+            embedded_prefect(),
+            tracebacks_to(log),
+            _stdout_to_stderr(quiet),
+            ConsoleProgress(err_console, on_show) as view,
+            listening(view),
+        ):
             return fn(*args, **kwargs)
     except AutoMixerError as exc:
         append_traceback(log, traceback.format_exc())
@@ -164,6 +182,39 @@ def _print_frame(df: Any, title: str, floatfmt: str = "{:.3f}") -> None:
     for row in frame.itertuples(index=False):
         table.add_row(*[floatfmt.format(v) if isinstance(v, float) else str(v) for v in row])
     console.print(table)
+
+
+#: A run config: every command that takes one takes it as its argument (``automixer remix
+#: run.yaml``), or as ``--config run.yaml``, an alias kept for scripts written either way.
+ConfigArgument = Annotated[
+    Path | None,
+    typer.Argument(help="run config YAML (see configs/example.yaml)", show_default=False),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="the run config, as an option (alias of the argument)"),
+]
+
+
+def config_path(argument: Path | None, option: Path | None, *, required: bool = True) -> Path | None:
+    """The run config given as the argument or as ``--config`` (one of them, or both alike)."""
+    from automixer_core.errors import ConfigError
+
+    if argument is not None and option is not None and argument != option:
+        _fail(
+            ConfigError(
+                f"Two run configs given: {argument} (argument) and {option} (--config)",
+                fix="give one of them",
+            )
+        )
+    path = argument or option
+    if path is None and required:
+        _fail(
+            ConfigError(
+                "No run config given", fix="pass it: automixer <command> run.yaml (or --config run.yaml)"
+            )
+        )
+    return path
 
 
 def load_run_config(path: Path, store: str | None = None) -> Any:

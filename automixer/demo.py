@@ -129,7 +129,6 @@ def demo_cmd(
     """The main job on the embedded default: a proxy run, then the whole remix (and optionally its validation)."""
     # Here, not at the top: a module of commands imported first (``import automixer.remix_cmd``)
     # imports cli, whose registration block imports this module before that one is complete.
-    from automixer.evaluate_cmd import _evaluate
     from automixer.remix_cmd import _remix
     from automixer_core.config import RunConfig
     from automixer_core.errors import ConfigError
@@ -175,7 +174,6 @@ def demo_cmd(
     run = RunConfig.model_validate(
         demo_run_config(data, out, world=truth, limit=limit, docs_per_domain=docs_per_domain)
     )
-    _evaluate(run)
     mixture = _remix(run)
     if truth is not None:
         print_recovery(run.store, mixture["id"], truth)

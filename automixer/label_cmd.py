@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
 
-from automixer.cli import JsonOption, _run, command, console, emit_json, load_run_config
+from automixer.cli import (
+    ConfigArgument,
+    ConfigOption,
+    JsonOption,
+    _run,
+    command,
+    config_path,
+    console,
+    emit_json,
+    load_run_config,
+)
 
 
 def print_labels(out: dict[str, Any]) -> None:
@@ -46,7 +56,7 @@ def print_labels(out: dict[str, Any]) -> None:
 
 @command("label")
 def label_cmd(
-    config: Annotated[Path, typer.Argument(help="run config YAML (its corpus and labeling sections)")],
+    config: ConfigArgument = None,
     mixture: Annotated[
         str | None,
         typer.Option(help="a published mixture.json whose groups to predict (default: the latest)"),
@@ -54,12 +64,13 @@ def label_cmd(
     store: Annotated[
         str | None, typer.Option(help="root URI of the artifact store (overrides the config)")
     ] = None,
+    config_option: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Give every corpus document a group: its scored group, or one predicted from its text."""
     from flows.label import label_flow
 
-    cfg = load_run_config(config, store)
+    cfg = load_run_config(cast(Path, config_path(config, config_option)), store)
     t0 = time.perf_counter()
     out = _run(label_flow, cfg, mixture, quiet=as_json)
     if as_json:

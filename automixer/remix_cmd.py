@@ -6,12 +6,23 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
 
-from automixer.cli import JsonOption, _fail, _run, command, console, emit_json, load_run_config
+from automixer.cli import (
+    ConfigArgument,
+    ConfigOption,
+    JsonOption,
+    _fail,
+    _run,
+    command,
+    config_path,
+    console,
+    emit_json,
+    load_run_config,
+)
 
 
 def _remix(config: Any, *, as_json: bool = False) -> dict[str, Any]:
@@ -30,8 +41,15 @@ def _remix(config: Any, *, as_json: bool = False) -> dict[str, Any]:
             )
         )
 
+    def show(kind: str, payload: dict[str, Any]) -> None:
+        if kind == "evaluation" and not as_json:  # the table and the choices as soon as they exist
+            from automixer.evaluate_cmd import evaluation_frames, print_evaluation
+
+            metric = config.selection.metric
+            print_evaluation(*evaluation_frames(config.store, payload, metric), metric)
+
     t0 = time.perf_counter()
-    out = _run(remix_flow, config, quiet=as_json)
+    out = _run(remix_flow, config, quiet=as_json, on_show=show)
     if as_json:
         emit_json(out)
         return out
@@ -82,14 +100,83 @@ def _print_mixture(out: dict[str, Any]) -> None:
 
 @command("remix")
 def remix_cmd(
-    config: Annotated[Path, typer.Argument(help="run config YAML (see configs/example.yaml)")],
+    config: ConfigArgument = None,
     store: Annotated[
         str | None, typer.Option(help="root URI of the artifact store (overrides the config)")
     ] = None,
+    config_option: ConfigOption = None,
     as_json: JsonOption = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="say what would run (evaluations, query vectors, shard scorings missing from the store) "
+            "and compute nothing",
+        ),
+    ] = False,
 ) -> None:
     """The whole method: evaluate, select, score the corpus, aggregate, publish a mixture."""
-    _remix(load_run_config(config, store), as_json=as_json)
+    cfg = load_run_config(cast(Path, config_path(config, config_option)), store)
+    if dry_run:
+        _dry_run(cfg, as_json=as_json)
+        return
+    _remix(cfg, as_json=as_json)
+
+
+def _dry_run(config: Any, *, as_json: bool = False) -> dict[str, Any]:
+    """Print (or emit as JSON) what a remix of ``config`` would run now (:func:`tasks.plan.plan_remix`)."""
+    from tasks.plan import plan_remix
+
+    plan = plan_remix(config).to_dict()
+    if as_json:
+        emit_json(plan)
+        return plan
+    console.print(
+        f"Inputs: {plan['checkpoints']} checkpoints, {plan['benchmarks']} benchmarks, {plan['shards']} shards "
+        f"({plan['documents']:,} documents); store {config.store}"
+    )
+    table = Table(title="What `automixer remix` would run now (dry run: nothing computed)")
+    for col in ("unit", "to run", "of", "in the store"):
+        table.add_column(col, justify="left" if col == "unit" else "right")
+    bound = "" if plan["selection_known"] else " (at most)"
+    rows = [
+        ("evaluations (checkpoint × benchmark)", len(plan["evaluations_missing"]), plan["evaluations_total"]),
+        (
+            f"query vectors (benchmark @ artifact checkpoint){bound}",
+            len(plan["queries_missing"]),
+            plan["queries_total"],
+        ),
+        (
+            f"shard scorings (artifact checkpoint × shard){bound}",
+            plan["scorings_missing"],
+            plan["scorings_total"],
+        ),
+    ]
+    for name, todo, total in rows:
+        table.add_row(
+            name,
+            str(todo),
+            str(total),
+            str(total - todo) if plan["selection_known"] or name.startswith("eval") else "?",
+        )
+    console.print(table)
+    for label, items in (
+        ("evaluations", plan["evaluations_missing"]),
+        ("query vectors", plan["queries_missing"]),
+    ):
+        if items:
+            shown = ", ".join(items[:12]) + (f", … ({len(items) - 12} more)" if len(items) > 12 else "")
+            console.print(f"{label} to run: {shown}", highlight=False)
+    for name, n in plan["scorings_missing_by_checkpoint"].items():
+        if n:
+            console.print(f"shard scorings to run @ {name}: {n} of {plan['shards']}")
+    for note in plan["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if plan["nothing_new"]:
+        console.print(f"[cyan]Nothing new[/]: the remix would end at once (mixture {plan['latest_mixture']})")
+    elif not (plan["evaluations_missing"] or plan["queries_missing"] or plan["scorings_missing"]):
+        console.print("Every unit is in the store: the remix would only aggregate and publish.")
+    return plan
 
 
 @command("export")

@@ -22,14 +22,36 @@ def prepare_environment(home: Path | None = None) -> None:
     os.environ.setdefault("PREFECT_HOME", str((home or Path.cwd() / ".automixer" / "prefect").resolve()))
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # INFO reaches the run's log in the Prefect UI (phases, evaluations); the terminal shows
+    # warnings only, unless --verbose (the command line draws its own progress instead).
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     # The ephemeral server logs harmless database-pool cancellations when it stops at exit.
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # `datasets` prints a "Generating rows split" bar for every benchmark file it reads.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's start-up chatter
     if "datasets" in sys.modules:  # imported before us (a notebook, a test run): the variable is read
         sys.modules["datasets"].disable_progress_bars()
+
+
+def set_verbose() -> None:
+    """``--verbose``: library logs (Prefect's INFO, transformers, datasets' bars) on the terminal."""
+    import logging
+
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "INFO"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "info"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "0"
+    logging.getLogger("distributed").setLevel(logging.INFO)
+    if "prefect" in sys.modules:  # configured already: again, with the new levels
+        from prefect.logging.configuration import setup_logging
+
+        setup_logging(incremental=False)
 
 
 def _exit_cleanly_on_sigterm() -> None:
@@ -117,5 +139,6 @@ def embedded_prefect(home: Path | None = None) -> Iterator[str]:
     if server.server_process is not None:
         _stop_with_this_process(server.server_process.pid)
     os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["AUTOMIXER_EMBEDDED_API_URL"] = server.api_url  # no UI link to a server that stops with us
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield server.api_url

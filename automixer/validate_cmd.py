@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
 
-from automixer.cli import JsonOption, _run, command, console, emit_json, load_run_config
+from automixer.cli import (
+    ConfigArgument,
+    ConfigOption,
+    JsonOption,
+    _run,
+    command,
+    config_path,
+    console,
+    emit_json,
+    load_run_config,
+)
 
 
 def print_validation(out: dict[str, Any]) -> None:
@@ -39,9 +49,7 @@ def print_validation(out: dict[str, Any]) -> None:
 
 @command("validate")
 def validate_cmd(
-    config: Annotated[
-        Path, typer.Argument(help="run config YAML; its validation: section says what to train")
-    ],
+    config: ConfigArgument = None,
     mixture: Annotated[
         str | None, typer.Option(help="a published mixture.json to validate (default: the config's remix)")
     ] = None,
@@ -51,12 +59,13 @@ def validate_cmd(
     store: Annotated[
         str | None, typer.Option(help="root URI of the artifact store (overrides the config)")
     ] = None,
+    config_option: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train target proxies on the mixture and on baselines (equal tokens, several seeds), compare them."""
     from flows.validate import validate_flow
 
-    cfg = load_run_config(config, store)
+    cfg = load_run_config(cast(Path, config_path(config, config_option)), store)
     if seeds:
         cfg = cfg.model_copy(update={"validation": cfg.validation.model_copy(update={"seeds": seeds})})
     t0 = time.perf_counter()

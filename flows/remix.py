@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any, cast
-from uuid import UUID
+from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-import automixer_core
 from automixer_core.benchmarks import benchmark_data_digest
 from automixer_core.config import NOT_IN_IDENTITY, RunConfig, section_hash
 from automixer_core.errors import ConfigError
 from automixer_core.store import Store
+from flows.evaluate import evaluate_all
 from flows.naming import run_name
+from flows.progress import RunProgress
 from flows.scoring import ScoringUnit, run_units
 from tasks.checkpoints import discover_task
 from tasks.corpus import shards_task
-from tasks.evaluate import evaluate_task
 from tasks.influence import query_task
+from tasks.keys import inputs_digest
 from tasks.publish import latest_mixture, publish_task
 from tasks.reports import evaluation_report_task
 
@@ -48,12 +45,21 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
             "The run config has no corpus section", fix="add corpus: {uri: <folder or s3:// prefix>}"
         )
     Store(config.store).check_writable()  # a missing bucket fails now, not after the evaluations
+    progress = RunProgress("remix-progress", list(PHASES), "the remix: " + " → ".join(PHASES))
+    progress.phase("inputs", 2, "lists", "checkpoints and corpus shards")
     checkpoints = discover_task(config.checkpoints.uri, config.checkpoints.revision)
+    progress.advance("inputs")
     specs = config.benchmarks.specs()
     shards = shards_task(config.corpus)
+    progress.end(
+        "inputs",
+        f"{len(checkpoints)} checkpoints, {len(specs)} benchmarks, {len(shards)} shards of "
+        f"{sum(s['stop'] - s['start'] for s in shards):,} documents",
+    )
     inputs = inputs_digest(config, checkpoints, [benchmark_data_digest(s) for s in specs], shards)
     latest = latest_mixture(config.store)
     if latest is not None and getattr(latest.provenance, "inputs_digest", None) == inputs:
+        progress.finish()
         get_run_logger().info(
             "Nothing new since mixture %s: same checkpoints, benchmarks, corpus and config", latest.id
         )
@@ -71,15 +77,15 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
                 "report": {},
             },
         )
+    eval_results = evaluate_all(config, checkpoints, specs, progress)
     pairs = [(c, s) for c in checkpoints for s in specs]
-    evals = [evaluate_task.submit(config.store, c, s, config.evaluation) for c, s in pairs]
-    eval_results = [f.result() for f in evals]
     ran = [
         f"evaluate {s.name} @ {c['name']}"
         for (c, s), r in zip(pairs, eval_results, strict=True)
         if r["computed"]
     ]
     report = evaluation_report_task(config.store, [r["key"] for r in eval_results], config.selection)
+    progress.show("evaluation", report)
 
     by_name = {c["name"]: c for c in checkpoints}
     spec_by_name = {s.name: s for s in specs}
@@ -89,6 +95,12 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
     counts = {"evaluations": sum(r["computed"] for r in eval_results), "queries": 0, "shards_scored": 0}
     batches = _batches(shards, config.corpus.shards_per_task)
     queries: dict[str, dict[str, Any]] = {}
+    progress.phase(
+        "queries",
+        len(chosen),
+        "artifact checkpoints",
+        f"query vectors of {sum(len(b) for b in chosen.values())} benchmarks",
+    )
     for name, benches in sorted(chosen.items(), key=lambda kv: by_name[kv[0]]["step"]):
         query = query_task(
             config.store,
@@ -103,21 +115,19 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         if query["computed"]:
             ran.append(f"query vectors ({query['computed']} of {sorted(benches)}) @ {name}")
         queries[name] = query
+        progress.advance("queries")
+    progress.end("queries", f"{counts['queries']} built, the rest from the store")
 
     # The fan-out: one unit per (artifact checkpoint, shard batch), wherever execution.mode says.
     units = [ScoringUnit(by_name[name], query, batch) for name, query in queries.items() for batch in batches]
-    progress_id = cast(
-        UUID, create_progress_artifact(0.0, key="remix-scoring", description="shard batches scored or found")
+    progress.phase(
+        "score",
+        len(units),
+        "shard batches",
+        f"{len(queries)} checkpoints × {len(batches)} batches of ≤ {config.corpus.shards_per_task} shards, "
+        f"{config.execution.mode} mode",
     )
-    done = [0]
-
-    def on_done() -> None:
-        done[0] += 1
-        update_progress_artifact(progress_id, 100.0 * done[0] / max(1, len(units)))
-
-    results = run_units(config, units, on_done)
-    if not units:
-        update_progress_artifact(progress_id, 100.0)
+    results = run_units(config, units, lambda: progress.advance("score"))
     score_keys: dict[str, dict[str, list[str]]] = {}
     for name in queries:
         fp = by_name[name]["fingerprint"]
@@ -127,7 +137,9 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         if scored:
             ran.append(f"score {scored} of {len(shards)} shards @ {name}")
         score_keys[fp] = {b: [k for r in mine for k in r["keys"][b]] for b in queries[name]["keys"]}
+    progress.end("score", f"{counts['shards_scored']} shard scorings computed, the rest from the store")
 
+    progress.phase("publish", 1, "mixture", "aggregate into groups and weights, write the mixture")
     published = publish_task(
         config.store,
         checkpoints,
@@ -141,22 +153,11 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         inputs,
         min((f for q in queries.values() if (f := q.get("parameter_fraction")) is not None), default=None),
     )
+    progress.end(
+        "publish", f"mixture {published['id']}" + ("" if published["written"] else " (already there)")
+    )
     return {**published, "nothing_new": False, "counts": counts, "ran": ran, "report": report["uris"]}
 
 
-def inputs_digest(
-    config: RunConfig,
-    checkpoints: list[dict[str, Any]],
-    benchmark_digests: list[str],
-    shards: list[dict[str, Any]],
-) -> str:
-    """Digest of everything a mixture depends on: checkpoint fingerprints, benchmark data, corpus
-    shards, the config (less the store and the execution mode) and the code version. Equal digests mean nothing new."""
-    payload = {
-        "checkpoints": sorted(c["fingerprint"] for c in checkpoints),
-        "benchmarks": sorted(benchmark_digests),
-        "shards": [s["digest"] for s in shards],
-        "config": section_hash(config, exclude=set(NOT_IN_IDENTITY)),
-        "code": automixer_core.__version__,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+#: The remix's phases, in order (its progress artifact divides evenly among them).
+PHASES = ("inputs", "evaluate", "queries", "score", "publish")

@@ -8,15 +8,12 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
-from uuid import UUID
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     create_markdown_artifact,
-    create_progress_artifact,
     create_table_artifact,
-    update_progress_artifact,
 )
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel
@@ -42,6 +39,7 @@ from automixer_core.validation.report import render_validation
 from automixer_core.validation.stats import MEAN
 from automixer_core.validation.summary import summarize_validation
 from flows.naming import run_name
+from flows.progress import RunProgress
 from flows.remix import remix_flow
 from flows.scoring import dask_map, worker_config
 from flows.workpool import PoolUnit, run_on_workpool
@@ -286,10 +284,12 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
         raise ConfigError("The run config has no corpus section", fix="add corpus: {uri: <folder>}")
     store = Store(config.store)
     store.check_writable()
+    progress = RunProgress("validate-progress", ["mixtures", "targets"], "mixtures, then target runs")
     shards = shards_task(config.corpus)
     corpus_digest = hashlib.sha256("".join(s["digest"] for s in shards).encode()).hexdigest()[:16]
     prep = prepare_task(config.store, config.corpus.uri, corpus_digest, val.target)
     log.info("Corpus domains and tokens: %s", prep["tokens"])
+    progress.phase("mixtures", len(val.candidates), "candidates", ", ".join(val.candidates))
 
     # The mixtures first (their remixes), then every candidate in the order the config lists them.
     mixtures: dict[str, tuple[Mixture, str]] = {}
@@ -305,6 +305,8 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
             out = remix_flow(remix_cfg)
             remixes += 1
             mixtures[kind] = (read_published_mixture(out["uri"]), out["uri"])
+        progress.advance("mixtures")
+    progress.end("mixtures", f"{remixes} remixes run or found")
     if val.sample_by == "groups":
         candidates, tokens = _group_candidates(val, mixtures)
     else:
@@ -327,16 +329,15 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
         for c in candidates
         for seed in range(val.seeds)
     ]
-    progress = cast(
-        UUID, create_progress_artifact(0.0, key="validate-targets", description="target runs done")
+    progress.phase(
+        "targets",
+        len(units),
+        "target runs",
+        f"{len(candidates)} candidates × {val.seeds} seeds, {config.execution.mode} mode",
     )
-    done = [0]
-
-    def on_done() -> None:
-        done[0] += 1
-        update_progress_artifact(progress, 100.0 * done[0] / len(units))
-
-    results, failed = _train_units(config, units, target, specs, on_done)
+    results, failed = _train_units(config, units, target, specs, lambda: progress.advance("targets"))
+    trained = sum(bool(r and r["computed"]) for r in results)
+    progress.end("targets", f"{trained} trained, {len(units) - trained - len(failed)} from the store")
     if failed:
         raise ExecutionError(
             f"{len(failed)} of {len(units)} target runs failed: " + "; ".join(failed),

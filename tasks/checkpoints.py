@@ -21,6 +21,11 @@ def discover_task(uri: str, revision: str | list[str] | None = None) -> list[dic
     for where, reason in result.skipped:
         logger.warning("Skipped %s: %s", where, reason)
     logger.info("Found %d checkpoint(s) under %s", len(result.checkpoints), uri)
+    return checkpoint_records(result)
+
+
+def checkpoint_records(result: Any) -> list[dict[str, Any]]:
+    """The checkpoints of a discovery as the flows pass them: ``[{name, uri, step, fingerprint, revision}]``."""
     return [
         {"name": c.name, "uri": c.uri, "step": c.step, "fingerprint": c.fingerprint, "revision": c.revision}
         for c in result.checkpoints

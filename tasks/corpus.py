@@ -29,8 +29,7 @@ def shard_documents(corpus: CorpusConfig, shard: dict[str, Any]) -> Any:
     )
 
 
-@task(name="corpus-shards", cache_policy=NO_CACHE)
-def shards_task(corpus: CorpusConfig) -> list[dict[str, Any]]:
+def corpus_shards(corpus: CorpusConfig) -> list[dict[str, Any]]:
     """The corpus cut into shards of at most ``shard_docs`` documents: ``[{file, start, stop, digest}]``.
 
     With ``max_docs_per_file`` only the first rows of each file are kept (shards cut at that row).
@@ -45,6 +44,13 @@ def shards_task(corpus: CorpusConfig) -> list[dict[str, Any]]:
             s.digest if stop == s.stop else hashlib.sha256(f"{s.digest}\0{stop}".encode()).hexdigest()[:16]
         )
         out.append({"file": s.file, "start": s.start, "stop": stop, "digest": digest})
+    return out
+
+
+@task(name="corpus-shards", cache_policy=NO_CACHE)
+def shards_task(corpus: CorpusConfig) -> list[dict[str, Any]]:
+    """:func:`corpus_shards` as a task (logged)."""
+    out = corpus_shards(corpus)
     get_run_logger().info(
         "Corpus %s: %d shards, %d documents", corpus.uri, len(out), sum(d["stop"] - d["start"] for d in out)
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from typing import Any
 
 import automixer_core
+from automixer_core.config import NOT_IN_IDENTITY, RunConfig, section_hash
 
 CODE_VERSION = automixer_core.__version__
 
@@ -44,3 +47,21 @@ LATEST_KEY = "mixtures/latest.json"
 def lease_name(*keys: str) -> str:
     """The lease of the unit whose outputs are ``keys`` (see automixer_core.leases)."""
     return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]
+
+
+def inputs_digest(
+    config: RunConfig,
+    checkpoints: list[dict[str, Any]],
+    benchmark_digests: list[str],
+    shards: list[dict[str, Any]],
+) -> str:
+    """Digest of everything a mixture depends on: checkpoint fingerprints, benchmark data, corpus
+    shards, the config (less the store and the execution mode) and the code version. Equal digests mean nothing new."""
+    payload = {
+        "checkpoints": sorted(c["fingerprint"] for c in checkpoints),
+        "benchmarks": sorted(benchmark_digests),
+        "shards": [s["digest"] for s in shards],
+        "config": section_hash(config, exclude=set(NOT_IN_IDENTITY)),
+        "code": automixer_core.__version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

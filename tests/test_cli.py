@@ -136,6 +136,15 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
     }
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
+    # --dry-run: what would run, from the store's state, computing nothing (--config: the alias)
+    dry = runner.invoke(app, ["remix", "--config", str(path), "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    plan = json.loads(dry.stdout)
+    assert len(plan["evaluations_missing"]) == plan["evaluations_total"] == 2 * 2
+    assert not plan["selection_known"] and not plan["nothing_new"]
+    assert not (tmp_path / "store" / "evals").exists()  # nothing was computed
+    both = runner.invoke(app, ["remix", str(path), "--config", str(tmp_path / "other.yaml"), "--dry-run"])
+    assert both.exit_code == 2 and "Two run configs given" in both.output
     # --json: the flow's result as the one document on stdout (no table, no status lines)
     as_json = runner.invoke(app, ["remix", str(path), "--json"])
     assert as_json.exit_code == 0, as_json.output
@@ -149,6 +158,12 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
     assert result.exit_code == 0, result.output
     assert "Mixture" in result.output and "report:" in result.output
     assert "Nothing new" in result.output and latest["id"] in result.output
+    assert "▸ inputs: 2 lists" in result.output and "✓ inputs: 2 checkpoints, 2 benchmarks" in result.output
+    dry = runner.invoke(app, ["remix", str(path), "--dry-run", "--json"])
+    plan = json.loads(dry.stdout)
+    assert plan["nothing_new"] and plan["latest_mixture"] == latest["id"] and plan["selection_known"]
+    assert plan["evaluations_missing"] == plan["queries_missing"] == [] and plan["scorings_missing"] == 0
+    assert plan["scorings_total"] == remixed["counts"]["shards_scored"]  # every scoring is in the store
     mixture_uri = latest["uri"]
     out = tmp_path / "blend.txt"
     exported = runner.invoke(app, ["export", mixture_uri, "--format", "megatron", "--out", str(out)])

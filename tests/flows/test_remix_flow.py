@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from automixer_core.errors import StorageError
 from automixer_core.mixture import Mixture
 from automixer_core.published import read_published_mixture
 from automixer_core.store import Store
+from flows.evaluate import evaluate_flow
 from flows.remix import remix_flow
+from tasks.plan import plan_remix
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +51,16 @@ def _copy_checkpoints(proxy_run: Any, dest: Path, n: int) -> list[Path]:
 
 
 def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
-    prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path
+    prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="prefect.flow_runs")
     ckpts = _copy_checkpoints(proxy_run, tmp_path / "run", 4)
     cfg = _config(str(tmp_path / "store"), tmp_path / "run", shared_data)
     store = Store(cfg.store)
 
+    plan = plan_remix(cfg)  # the dry run says what the remix will run, before it runs
+    assert len(plan.evaluations_missing) == plan.evaluations_total == 4 * len(BENCHES)
+    assert not plan.selection_known and not plan.nothing_new
     first = remix_flow(cfg)
     assert first["counts"]["evaluations"] == 4 * len(BENCHES)
     assert first["counts"]["queries"] == len(BENCHES)  # one query vector per benchmark
@@ -68,8 +75,16 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     fraction = (mixture.provenance.model_extra or {})["parameter_fraction"]
     assert 0 < fraction < 1  # embed_head: the tied embedding's share of the proxy's parameters
     assert store.read_json("mixtures/latest.json")["id"] == first["id"]
-    progress = Artifact.get("remix-scoring")  # the UI's progress bar for the scoring fan-out
+    progress = Artifact.get("remix-progress")  # the UI's progress bar across every phase
     assert progress is not None and progress.type == "progress" and float(progress.data) == 100.0
+    # The run's log says what each phase did (INFO, which the command line ships to the API).
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("prefect.flow_runs")]
+    for phase in ("inputs", "evaluate", "queries", "score", "publish"):
+        assert any(m.startswith(f"{phase} done:") for m in messages), (phase, messages)
+    assert f"evaluate: {4 * len(BENCHES)} evaluations (4 checkpoints × {len(BENCHES)} benchmarks)" in messages
+    plan = plan_remix(cfg)
+    assert plan.nothing_new and plan.selection_known
+    assert plan.evaluations_missing == plan.queries_missing == [] and plan.scorings_missing == 0
     published = set(store.list(f"mixtures/{first['id']}"))
     for name in ("mixture.json", "membership.parquet", "report.html"):
         assert f"mixtures/{first['id']}/{name}" in published
@@ -89,12 +104,18 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
 
     # One new checkpoint: its evaluations run; scoring only where it became an artifact model.
     shutil.copytree(ckpts[4], tmp_path / "run" / ckpts[4].name)
+    plan = plan_remix(cfg)
+    assert not plan.nothing_new and not plan.selection_known
+    assert sorted(plan.evaluations_missing) == sorted(f"{b} @ {ckpts[4].name}" for b in BENCHES)
+    evaluated = evaluate_flow(cfg)  # the evaluations alone: now the plan knows the rest exactly
+    assert evaluated["computed"] == len(BENCHES)
+    plan = plan_remix(cfg)
+    assert plan.selection_known and plan.evaluations_missing == []
     third = remix_flow(cfg)
     assert third["nothing_new"] is False
-    assert third["counts"]["evaluations"] == len(BENCHES)
-    assert sorted(r for r in third["ran"] if r.startswith("evaluate")) == sorted(
-        f"evaluate {b} @ {ckpts[4].name}" for b in BENCHES
-    )
+    assert third["counts"]["evaluations"] == 0
+    assert third["counts"]["queries"] == len(plan.queries_missing)
+    assert third["counts"]["shards_scored"] == plan.scorings_missing
     artifacts = Mixture.from_json(
         store.read_text(f"mixtures/{third['id']}/mixture.json")
     ).provenance.artifacts

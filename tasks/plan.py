@@ -1,0 +1,143 @@
+"""What a remix would run, read from the store without computing anything (``remix --dry-run``).
+
+The remix's units are content-addressed (:mod:`tasks.keys`), so what is missing is the set of keys
+the store lacks: evaluations (checkpoint × benchmark), query vectors (benchmark at its artifact
+checkpoint) and shard scorings (artifact checkpoint × shard). The artifact checkpoints come from
+the evaluations; while some are missing the choice is not known yet, and the query vectors and
+scorings are given as an upper bound (every benchmark choosing a checkpoint not yet scored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from automixer_core.benchmarks import benchmark_data_digest
+from automixer_core.checkpoints import discover_checkpoints
+from automixer_core.config import RunConfig
+from automixer_core.errors import ConfigError
+from automixer_core.selection import select_artifacts
+from automixer_core.store import Store
+from tasks.checkpoints import checkpoint_records
+from tasks.corpus import corpus_shards
+from tasks.evaluate import cached_benchmark, eval_config_hash
+from tasks.influence import hessian_sample, query_hash
+from tasks.keys import eval_key, inputs_digest, query_key, score_key
+from tasks.publish import latest_mixture
+from tasks.reports import evaluation_table
+
+
+@dataclass
+class RemixPlan:
+    """What a remix of a config would run now; counts of units, and the missing ones by name."""
+
+    checkpoints: int
+    benchmarks: int
+    shards: int
+    documents: int
+    #: the latest mixture was made from these very inputs: the remix would end at once
+    nothing_new: bool
+    latest_mixture: str | None
+    evaluations_total: int
+    #: ``"<benchmark> @ <checkpoint>"`` of each evaluation the store lacks
+    evaluations_missing: list[str]
+    #: whether every evaluation exists, so the artifact checkpoints (and the rest) are known
+    selection_known: bool
+    #: benchmark → its artifact checkpoint(s) (empty while the selection is not known)
+    artifacts: dict[str, list[str]] = field(default_factory=dict)
+    queries_total: int = 0
+    #: ``"<benchmark> @ <checkpoint>"`` of each query vector the store lacks (upper bound if not known)
+    queries_missing: list[str] = field(default_factory=list)
+    #: (artifact checkpoint, shard) scorings: total, and how many lack some benchmark's scores
+    scorings_total: int = 0
+    scorings_missing: int = 0
+    #: shard scorings missing per artifact checkpoint
+    scorings_missing_by_checkpoint: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_remix(config: RunConfig) -> RemixPlan:
+    """The units of work a remix of ``config`` would run, from the store's state; computes nothing
+    (reads checkpoint metadata, benchmark files, corpus shard digests and store keys).
+
+    Raises:
+        ConfigError: the config has no corpus section. Errors of discovery or benchmark loading as
+            the remix would raise them.
+    """
+    if config.corpus is None:
+        raise ConfigError(
+            "The run config has no corpus section", fix="add corpus: {uri: <folder or s3:// prefix>}"
+        )
+    store = Store(config.store)
+    found = discover_checkpoints(config.checkpoints.uri, revision=config.checkpoints.revision)
+    checkpoints = checkpoint_records(found)
+    specs = config.benchmarks.specs()
+    benches = {s.name: cached_benchmark(s) for s in specs}
+    shards = corpus_shards(config.corpus)
+    digest = inputs_digest(config, checkpoints, [benchmark_data_digest(s) for s in specs], shards)
+    latest = latest_mixture(config.store)
+    nothing_new = latest is not None and getattr(latest.provenance, "inputs_digest", None) == digest
+    eval_hash = eval_config_hash(config.evaluation)
+    keys = {
+        (c["name"], name): eval_key(c["fingerprint"], name, b.digest, eval_hash)
+        for c in checkpoints
+        for name, b in benches.items()
+    }
+    missing_evals = [f"{b} @ {c}" for (c, b), k in keys.items() if not store.exists(k)]
+    plan = RemixPlan(
+        checkpoints=len(checkpoints),
+        benchmarks=len(specs),
+        shards=len(shards),
+        documents=sum(s["stop"] - s["start"] for s in shards),
+        nothing_new=nothing_new,
+        latest_mixture=latest.id if latest is not None else None,
+        evaluations_total=len(keys),
+        evaluations_missing=[] if nothing_new else missing_evals,
+        selection_known=not missing_evals,
+        notes=[f"skipped checkpoint {where}: {reason}" for where, reason in found.skipped],
+    )
+    if nothing_new:
+        plan.notes.append(
+            f"nothing new since mixture {latest.id if latest else ''}: the remix would end at once"
+        )
+    if missing_evals:
+        # Not known until evaluated: at most one new artifact checkpoint per benchmark.
+        plan.queries_total = len(specs)
+        plan.queries_missing = [f"{name} @ (chosen after evaluation)" for name in benches]
+        plan.scorings_total = plan.scorings_missing = min(len(specs), len(checkpoints)) * len(shards)
+        plan.notes.append(
+            "the artifact checkpoints are chosen from the evaluations, some of which are missing: the "
+            "query vectors and shard scorings are an upper bound (every benchmark at a new checkpoint)"
+        )
+        return plan
+    chosen = select_artifacts(evaluation_table(store, list(keys.values())), config.selection)
+    by_name = {c["name"]: c for c in checkpoints}
+    per_checkpoint: dict[str, list[str]] = {}
+    for row in chosen.itertuples():
+        per_checkpoint.setdefault(str(row.checkpoint), []).append(str(row.benchmark))
+        plan.artifacts.setdefault(str(row.benchmark), []).append(str(row.checkpoint))
+    hessian = (
+        hessian_sample(shards, config.influence.hessian_samples, config.influence.hessian_seed)
+        if config.influence.estimator == "datainf"
+        else []
+    )
+    for name, bench_names in sorted(per_checkpoint.items(), key=lambda kv: by_name[kv[0]]["step"]):
+        fp = by_name[name]["fingerprint"]
+        hashes = {
+            b: query_hash(config.influence, benches[b].digest, hessian, config.corpus.max_doc_chars)
+            for b in sorted(bench_names)
+        }
+        plan.queries_total += len(hashes)
+        plan.queries_missing += [
+            f"{b} @ {name}" for b, h in hashes.items() if not store.exists(query_key(fp, b, h))
+        ]
+        missing = sum(
+            any(not store.exists(score_key(fp, b, h, s["digest"])) for b, h in hashes.items()) for s in shards
+        )
+        plan.scorings_total += len(shards)
+        plan.scorings_missing += missing
+        plan.scorings_missing_by_checkpoint[name] = missing
+    return plan
