@@ -8,9 +8,10 @@ from prefect import flow
 
 from automixer_core.config import CorpusConfig
 from tasks.labels import label_task
+from tasks.naming import scoring_name
 
 
-@flow(name="label-shards", flow_run_name="label {shards[0][file]} rows {shards[0][start]}…")
+@flow(name="label-shards", flow_run_name=scoring_name("label"))
 def label_shards_flow(
     store_uri: str,
     label_id: str,

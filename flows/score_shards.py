@@ -9,9 +9,10 @@ from prefect import flow
 from automixer_core.config import RunConfig
 from automixer_core.errors import ConfigError
 from tasks.influence import score_task
+from tasks.naming import scoring_name
 
 
-@flow(name="score-shards")
+@flow(name="score-shards", flow_run_name=scoring_name("score"))
 def score_shards_flow(
     config: RunConfig, checkpoint: dict[str, Any], query: dict[str, Any], shards: list[dict[str, Any]]
 ) -> dict[str, Any]:

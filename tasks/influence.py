@@ -26,6 +26,7 @@ from tasks.corpus import shard_documents
 from tasks.evaluate import cached_benchmark
 from tasks.keys import lease_name, query_key, score_key
 from tasks.models import exclusive_model, resolve_device
+from tasks.naming import scoring_name
 
 SCORE_PREFIX = "score__"
 
@@ -192,7 +193,7 @@ def unit_score_keys(
 @task(
     name="score-shards",
     cache_policy=NO_CACHE,
-    task_run_name="score {checkpoint[name]} shards {shards[0][digest]}+",
+    task_run_name=scoring_name("score"),
 )
 def score_task(
     store_uri: str,

@@ -33,6 +33,7 @@ from automixer_core.mixture import SCORE_COLUMN_PREFIX, membership_from_parquet
 from automixer_core.published import mixture_folder
 from automixer_core.store import Store
 from tasks.corpus import shard_documents
+from tasks.naming import scoring_name
 
 CODE_VERSION = automixer_core.__version__
 
@@ -147,7 +148,7 @@ def shard_label_key(label_id: str, shard: dict[str, Any]) -> str:
 @task(
     name="label-shards",
     cache_policy=NO_CACHE,
-    task_run_name="label {shards[0][file]} rows {shards[0][start]}…",
+    task_run_name=scoring_name("label"),
 )
 def label_task(
     store_uri: str,

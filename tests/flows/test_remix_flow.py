@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 from prefect import get_client
 from prefect.artifacts import Artifact
+from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
 import tasks.publish
 from automixer_core.config import RunConfig
@@ -82,6 +84,13 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     for phase in ("inputs", "evaluate", "queries", "score", "publish"):
         assert any(m.startswith(f"{phase} done:") for m in messages), (phase, messages)
     assert f"evaluate: {4 * len(BENCHES)} evaluations (4 checkpoints × {len(BENCHES)} benchmarks)" in messages
+    with get_client(sync_client=True) as client:  # scoring tasks named by checkpoint and documents
+        scoring = client.read_task_runs(
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="score checkpoint-"))
+        )
+    assert scoring and all(
+        re.fullmatch(r"score checkpoint-\d+ · \S+\.jsonl rows \d+–\d+", t.name) for t in scoring
+    )
     plan = plan_remix(cfg)
     assert plan.nothing_new and plan.selection_known
     assert plan.evaluations_missing == plan.queries_missing == [] and plan.scorings_missing == 0
