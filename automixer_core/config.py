@@ -22,6 +22,7 @@ from automixer_core.evaluation import EvalConfig
 from automixer_core.exports import FORMATS
 from automixer_core.influence import InfluenceConfig
 from automixer_core.labels.config import LabelingConfig
+from automixer_core.schema import explicit_defaults
 from automixer_core.selection import SelectionConfig
 from automixer_core.validation.config import ValidationConfig
 
@@ -29,7 +30,7 @@ from automixer_core.validation.config import ValidationConfig
 class CheckpointsConfig(BaseModel):
     """Where the training run's checkpoints are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
     uri: str = Field(description="folder or s3:// prefix holding the checkpoints (or hf://org/repo)")
     revision: str | list[str] | None = Field(None, description="hub revisions, or folder names to keep")
@@ -38,12 +39,15 @@ class CheckpointsConfig(BaseModel):
 class BenchmarksConfig(BaseModel):
     """Which benchmarks, from where, and which rows."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
     names: list[str] = Field(
         default_factory=lambda: list(PAPER_BENCHMARKS), description="registered benchmark names"
     )
-    data_dir: Path | None = Field(None, description="folder holding benchmarks/<name>/<split>.jsonl")
+    data_dir: Path | None = Field(
+        None,
+        description="folder holding benchmarks/NAME/SPLIT.jsonl; a relative path resolves in the folder the run starts in (a worker: its checkout, $AUTOMIXER_REPO)",
+    )
     custom: list[Path] = Field(default_factory=list, description="custom benchmark YAML files")
     eval_limit: int | None = Field(
         200, ge=1, description="evaluate a seeded sample of this many rows (None: all)"
@@ -99,7 +103,7 @@ class BenchmarksConfig(BaseModel):
 class CorpusConfig(BaseModel):
     """The source corpus to score and re-weight."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
     uri: str = Field(description="folder or s3:// prefix of jsonl, jsonl.gz or parquet files")
     text_field: str = Field("text", description="field holding the document text")
@@ -125,7 +129,7 @@ class CorpusConfig(BaseModel):
 class PublishConfig(BaseModel):
     """What a published mixture carries."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
     exports: list[str] = Field(
         default_factory=lambda: list(FORMATS), description=f"trainer formats among {FORMATS}"
@@ -144,7 +148,7 @@ class ExecutionConfig(BaseModel):
     """Where the influence scoring runs (DESIGN §4). Not part of a mixture's identity: every mode
     scores the same units into the same store keys, so the published mixture is the same."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
     mode: Literal["local", "workpool", "dask"] = Field(
         "local",
@@ -195,7 +199,7 @@ class ExecutionConfig(BaseModel):
 class RunConfig(BaseModel):
     """A whole AutoMixer run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
     store: str = Field(".automixer/store", description="root URI of every artifact (local path or s3://...)")
     checkpoints: CheckpointsConfig = Field(description="the training run's checkpoints")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from automixer_core.schema import explicit_defaults
+
 
 class PredictorConfig(BaseModel):
     """How the group predictor featurises text and what it fits."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
     n_features: int = Field(
         2**20, ge=2, description="Hashed feature dimension (columns of the word n-gram matrix)."
@@ -51,7 +53,7 @@ class LabelingConfig(BaseModel):
     """``automixer label``: a group predictor trained on a mixture's scored documents labels the rest
     of the corpus. Not part of a mixture's identity (the mixture is what was scored)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
     predictor: PredictorConfig = Field(
         default_factory=PredictorConfig, description="the text classifier (hashed n-grams + a linear model)"
@@ -65,6 +67,6 @@ class LabelingConfig(BaseModel):
     shards_per_task: int = Field(2, ge=1, description="labelling shards per task (the unit of fan-out)")
     write_documents: bool = Field(
         True,
-        description="also copy each document into labels/<id>/by_group/<group>/ (one jsonl per shard), "
+        description="also copy each document into labels/ID/by_group/GROUP/ (one jsonl per shard), "
         "the folder per group that trainers read",
     )

@@ -7,6 +7,7 @@ from typing import Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from automixer_core.proxy.config import ProxyConfig, demo_proxy_config
+from automixer_core.schema import explicit_defaults
 
 #: What a candidate can be. ``mixture``: the run's published mixture (or ``--mixture``);
 #: ``uniform``: equal weight per domain; ``natural``: each domain's share of the corpus tokens;
@@ -26,7 +27,7 @@ class ValidationConfig(BaseModel):
     differences are paired over seeds as well as over questions.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=explicit_defaults)
 
     candidates: list[CandidateKind] = Field(
         default_factory=lambda: cast(list[CandidateKind], ["mixture", "uniform", "natural", "temperature"]),
