@@ -231,13 +231,14 @@ def load_run_config(path: Path, store: str | None = None) -> Any:
 from automixer import inputs_cmd as _inputs_cmd  # noqa: E402
 from automixer import evaluate_cmd as _evaluate_cmd  # noqa: E402
 from automixer import remix_cmd as _remix_cmd  # noqa: E402
+from automixer import plan_cmd as _plan_cmd  # noqa: E402
 from automixer import deploy_cmd as _deploy_cmd  # noqa: E402
 from automixer import demo as _demo  # noqa: E402
 from automixer import label_cmd as _label_cmd  # noqa: E402
 from automixer import validate_cmd as _validate_cmd  # noqa: E402
 # isort: on
 
-del _inputs_cmd, _evaluate_cmd, _remix_cmd, _deploy_cmd, _demo, _label_cmd, _validate_cmd
+del _inputs_cmd, _evaluate_cmd, _remix_cmd, _plan_cmd, _deploy_cmd, _demo, _label_cmd, _validate_cmd
 
 
 def main() -> None:  # pragma: no cover

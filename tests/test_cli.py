@@ -143,6 +143,14 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
     assert len(plan["evaluations_missing"]) == plan["evaluations_total"] == 2 * 2
     assert not plan["selection_known"] and not plan["nothing_new"]
     assert not (tmp_path / "store" / "evals").exists()  # nothing was computed
+    # plan: the same units with a cost, throughput measured here on the config's own model
+    planned = runner.invoke(app, ["plan", str(path), "--workers", "1,2", "--json"])
+    assert planned.exit_code == 0, planned.output
+    cost = json.loads(planned.stdout)["cost"]
+    assert cost["evaluations"] == 4 and cost["upper_bound"]
+    assert cost["throughput"]["source"]["score"].startswith("measured")
+    hours = {int(k): v for k, v in cost["hours_by_workers"].items()}
+    assert 0 < hours[2] < hours[1]  # scoring spreads over the workers
     both = runner.invoke(app, ["remix", str(path), "--config", str(tmp_path / "other.yaml"), "--dry-run"])
     assert both.exit_code == 2 and "Two run configs given" in both.output
     # --json: the flow's result as the one document on stdout (no table, no status lines)
