@@ -108,6 +108,18 @@ class Store:
         key = key.strip("/")
         return join(self.root, key) if key else self.root
 
+    def public_url(self, key: str, expires: int = 7 * 24 * 3600) -> str | None:
+        """A URL of ``key`` for a browser: ``file://`` (absolute) for a local store; for an object
+        store a presigned ``https://`` URL valid ``expires`` seconds (S3 allows at most 7 days),
+        signed with the credentials of the environment; None where the filesystem cannot sign
+        (``memory://``) or signing fails (no credentials)."""
+        if self.is_local:
+            return Path(self.path(key)).as_uri()
+        try:
+            return str(self.fs.sign(self.path(key), expiration=expires))
+        except Exception:  # best effort: NotImplementedError, botocore's credential errors, ...
+            return None
+
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
 

@@ -15,10 +15,10 @@ from automixer_core.store import Store
 from flows.evaluate import evaluate_all
 from flows.naming import run_name
 from flows.progress import RunProgress
+from flows.queries import QueryUnit, build_queries
 from flows.scoring import ScoringUnit, run_units
 from tasks.checkpoints import discover_task
 from tasks.corpus import shards_task
-from tasks.influence import query_task
 from tasks.keys import inputs_digest
 from tasks.publish import latest_mixture, publish_task
 from tasks.reports import evaluation_report_task
@@ -101,21 +101,15 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         "artifact checkpoints",
         f"query vectors of {sum(len(b) for b in chosen.values())} benchmarks",
     )
-    for name, benches in sorted(chosen.items(), key=lambda kv: by_name[kv[0]]["step"]):
-        query = query_task(
-            config.store,
-            by_name[name],
-            [spec_by_name[b] for b in sorted(benches)],
-            config.influence,
-            config.corpus,
-            shards,
-            config.evaluation.device,
-        )
+    order = sorted(chosen, key=lambda name: by_name[name]["step"])
+    query_units = [QueryUnit(by_name[n], [spec_by_name[b] for b in sorted(chosen[n])]) for n in order]
+    for name, query in zip(
+        order, build_queries(config, query_units, shards, lambda: progress.advance("queries")), strict=True
+    ):
         counts["queries"] += query["computed"]
         if query["computed"]:
-            ran.append(f"query vectors ({query['computed']} of {sorted(benches)}) @ {name}")
+            ran.append(f"query vectors ({query['computed']} of {sorted(chosen[name])}) @ {name}")
         queries[name] = query
-        progress.advance("queries")
     progress.end("queries", f"{counts['queries']} built, the rest from the store")
 
     # The fan-out: one unit per (artifact checkpoint, shard batch), wherever execution.mode says.
@@ -152,6 +146,8 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         report["keys"]["capability.png"],
         inputs,
         min((f for q in queries.values() if (f := q.get("parameter_fraction")) is not None), default=None),
+        corpus=config.corpus,
+        shards=shards,
     )
     progress.end(
         "publish", f"mixture {published['id']}" + ("" if published["written"] else " (already there)")

@@ -44,6 +44,7 @@ from flows.remix import remix_flow
 from flows.scoring import dask_map, worker_config
 from flows.workpool import PoolUnit, run_on_workpool
 from tasks.corpus import shards_task
+from tasks.publish import add_validation_to_report
 from tasks.validation import prepare_task, read_final_questions, run_key, train_candidate_task, unit_digest
 
 VALIDATION_LATEST = "validations/latest.json"
@@ -387,6 +388,12 @@ def validate_flow(config: RunConfig, mixture: str | None = None) -> dict[str, An
     store.write_text(f"validations/{vid}/report.html", render_validation(doc))
     store.write_json(key, doc)  # written last: the validation is complete once this exists
     store.write_json(VALIDATION_LATEST, {"id": vid, "uri": store.uri(key)})
+    if "mixture" in mixtures:  # the mixture's own report gets the validation's table and plots
+        validated, validated_uri = mixtures["mixture"]
+        folder = mixture_folder(validated_uri).rstrip("/")
+        if folder.endswith(f"mixtures/{validated.id}"):
+            root = folder[: -len(f"mixtures/{validated.id}")].rstrip("/") or "."
+            add_validation_to_report(root, validated.id, doc)
     headline = [
         d
         for d in summary["differences"]

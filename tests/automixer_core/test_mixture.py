@@ -179,7 +179,9 @@ def test_report_is_self_contained() -> None:
     page = render_report(m, agg, cap)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 4  # group weights, score distributions, domain weights, capability
+    assert (
+        len(images) == 6
+    )  # capability, group weights, domain weights, group × domain, score distributions, score vs length  # group weights, score distributions, domain weights, capability
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert base64.b64encode(cap).decode() in images
     assert m.id in page and "datainf" in page and "checkpoint-300" in page

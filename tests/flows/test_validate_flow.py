@@ -17,7 +17,7 @@ import pytest
 from automixer_core.config import RunConfig
 from automixer_core.errors import ConfigError, StorageError
 from automixer_core.mixture import Mixture, MixtureDomain, MixtureGroup, Provenance
-from automixer_core.published import write_manifest
+from automixer_core.published import read_published_mixture, write_manifest
 from automixer_core.store import Store
 from flows.validate import validate_flow
 
@@ -74,11 +74,15 @@ def _hand_mixture(domains: dict[str, float]) -> Mixture:
     return Mixture(groups=[group], domains=entries, provenance=prov).with_id()
 
 
-def _publish(folder: Path, mixture: Mixture) -> Path:
-    """A published folder: mixture.json and its manifest (what readers require)."""
+def _publish(folder: Path, mixture: Mixture, report: bool = False) -> Path:
+    """A published folder: mixture.json and its manifest (what readers require), and a report."""
     folder.mkdir(parents=True)
     (folder / "mixture.json").write_text(mixture.to_json())
-    write_manifest(Store(str(folder)), "", ["mixture.json"])
+    names = ["mixture.json"]
+    if report:
+        (folder / "report.html").write_text("<!DOCTYPE html><html><body><h1>mixture</h1></body></html>")
+        names.append("report.html")
+    write_manifest(Store(str(folder)), "", names)
     return folder / "mixture.json"
 
 
@@ -98,7 +102,8 @@ def validated(
     prefect_api: None, shared_data: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("validate")
-    mixture_path = _publish(root / "published", _hand_mixture({"math": 3.0, "howto": 1.0, "social": 1.0}))
+    mixture = _hand_mixture({"math": 3.0, "howto": 1.0, "social": 1.0})
+    mixture_path = _publish(root / "published" / "mixtures" / mixture.id, mixture, report=True)
     cfg = _config(
         str(root / "store"), shared_data, root / "no-run", candidates=["mixture", "uniform", "natural"]
     )
@@ -127,6 +132,10 @@ def test_validation_publishes_its_document_report_and_runs(validated: dict[str, 
     assert pairs == {("mixture", "uniform"), ("natural", "uniform")}
     html = store.read_text(f"validations/{out['id']}/report.html")
     assert "Paired differences" in html and "<img" in html and "mixture − uniform" in html
+    # the mixture's own report now carries the validation, and its folder still verifies
+    mixture_report = (Path(validated["mixture"]).parent / "report.html").read_text()
+    assert out["id"] in mixture_report and "mixture − uniform" in mixture_report
+    assert read_published_mixture(validated["mixture"]).id == Path(validated["mixture"]).parent.name
     # every target run is stored with per-question metrics per (checkpoint, benchmark)
     runs = store.list("validations/runs")
     assert sum(k.endswith("/run.json") for k in runs) == 3
