@@ -244,6 +244,10 @@ def deploy(
             "A work pool override needs the deployments it applies to",
             fix="pass their names too (automixer deploy --name score-shards --pool <pool>)",
         )
+    if pool is not None and len(wanted) > 1:  # prefect deploy applies --pool to one deployment only
+        return sorted(
+            {d for n in wanted for d in deploy(prefect_yaml, [n], root=root, pool=pool, timeout_s=timeout_s)}
+        )
     chosen = [defined[n] if pool is None else {**defined[n], "work_pool": {"name": pool}} for n in wanted]
     _check_work_pools(prefect_yaml, chosen)
 

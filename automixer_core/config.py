@@ -152,13 +152,18 @@ class ExecutionConfig(BaseModel):
 
     mode: Literal["local", "workpool", "dask"] = Field(
         "local",
-        description="local: in this process | workpool: one score-shards flow run per checkpoint × "
-        "shard batch (and one train-target run per validation target) on a Prefect work pool | "
+        description="local: in this process | workpool: one query-vectors flow run per artifact "
+        "checkpoint, one score-shards flow run per checkpoint × shard batch (and one train-target run "
+        "per validation target) on a Prefect work pool | "
         "dask: tasks on a Dask cluster, one GPU resource each",
     )
     deployment: str = Field(
         "score-shards/score-shards",
         description="workpool: the scoring deployment (flow/deployment) whose pool has the GPU workers",
+    )
+    query_deployment: str = Field(
+        "query-vectors/query-vectors",
+        description="workpool: the deployment that builds one artifact checkpoint's query vectors",
     )
     train_deployment: str = Field(
         "train-target/train-target",

@@ -86,8 +86,13 @@ def query_task(
     corpus: CorpusConfig,
     shards: list[dict[str, Any]],
     device: str = "auto",
+    hessian: list[tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Build (or find) the query vector of each benchmark that chose this checkpoint.
+
+    ``hessian``: DataInf's Hessian sample (:func:`hessian_sample` of the whole corpus), where the
+    caller drew it already; ``shards`` then needs to hold only the shards it names (a unit shipped
+    to a worker carries those, not the whole corpus's list).
 
     Vectors are stored one per (checkpoint, benchmark), so a benchmark moving to another artifact
     checkpoint never invalidates the others; the missing ones are built together (one Hessian pass).
@@ -97,16 +102,10 @@ def query_task(
     """
     store = Store(store_uri)
     loaded = {spec.name: cached_benchmark(spec) for spec in benchmarks}
-    hessian = (
-        hessian_sample(shards, influence.hessian_samples, influence.hessian_seed)
-        if influence.estimator == "datainf"
-        else []
-    )
-    hashes = {
-        name: query_hash(influence, b.digest, hessian, corpus.max_doc_chars)
-        for name, b in sorted(loaded.items())
-    }
-    keys = {name: query_key(checkpoint["fingerprint"], name, h) for name, h in hashes.items()}
+    if hessian is None:
+        hessian = corpus_hessian(shards, influence)
+    hessian = [(str(d), int(r)) for d, r in hessian]  # pairs come back as lists from JSON
+    hashes, keys = query_outputs(checkpoint, loaded, influence, corpus, hessian)
     missing = [name for name, key in keys.items() if not store.exists(key)]
     lease = contextlib.ExitStack()
     if missing:
@@ -116,12 +115,41 @@ def query_task(
         missing = [name for name, key in keys.items() if not store.exists(key)] if mine else []
     with lease:
         _build_missing(store, checkpoint, loaded, missing, keys, influence, corpus, shards, hessian, device)
+    return query_result(store, hashes, keys, len(missing))
+
+
+def corpus_hessian(shards: list[dict[str, Any]], influence: InfluenceConfig) -> list[tuple[str, int]]:
+    """DataInf's Hessian sample of the corpus (empty for other estimators)."""
+    if influence.estimator != "datainf":
+        return []
+    return hessian_sample(shards, influence.hessian_samples, influence.hessian_seed)
+
+
+def query_outputs(
+    checkpoint: dict[str, Any],
+    benchmarks: dict[str, Any],
+    influence: InfluenceConfig,
+    corpus: CorpusConfig,
+    hessian: list[tuple[str, int]],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The query hash and store key of each benchmark's vector at ``checkpoint`` (``benchmarks``:
+    name → loaded benchmark), computed without building anything."""
+    hashes = {
+        name: query_hash(influence, b.digest, hessian, corpus.max_doc_chars)
+        for name, b in sorted(benchmarks.items())
+    }
+    return hashes, {name: query_key(checkpoint["fingerprint"], name, h) for name, h in hashes.items()}
+
+
+def query_result(store: Store, hashes: dict[str, str], keys: dict[str, str], computed: int) -> dict[str, Any]:
+    """What :func:`query_task` returns, once every vector is in the store: ``{"hashes", "keys",
+    "computed", "parameter_fraction"}`` (the layer selection's share of the model's parameters)."""
     with store.open(next(iter(keys.values()))) as f:
         fraction = QueryVectors.read_metadata(f).get("parameter_fraction")
     return {
         "hashes": hashes,
         "keys": keys,
-        "computed": len(missing),
+        "computed": computed,
         "parameter_fraction": float(fraction) if fraction is not None else None,
     }
 

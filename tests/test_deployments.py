@@ -39,6 +39,7 @@ WORKFLOW = REPO / ".github" / "workflows" / "remix.yml"
 EXPECTED = {
     "remix": ("flows/remix.py:remix_flow", "automixer-cpu"),
     "score-shards": ("flows/score_shards.py:score_shards_flow", "automixer-gpu"),
+    "query-vectors": ("flows/query_vectors.py:query_vectors_flow", "automixer-gpu"),
     "train-target": ("flows/train_target.py:train_target_flow", "automixer-gpu"),
     "label-shards": ("flows/label_shards.py:label_shards_flow", "automixer-cpu"),
     "proxy-train": ("flows/proxy_train.py:proxy_train_flow", "automixer-cpu"),

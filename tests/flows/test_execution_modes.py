@@ -187,6 +187,7 @@ def test_workpool_mode_through_trigger_gives_the_local_mixture(
     ensure_pool(GPU_POOL)
     assert deploy(PREFECT_YAML, ["remix", "proxy-train"]) == ["proxy-train/proxy-train", "remix/remix"]
     assert deploy(PREFECT_YAML, ["score-shards"], pool=GPU_POOL) == ["score-shards/score-shards"]
+    assert deploy(PREFECT_YAML, ["query-vectors"], pool=GPU_POOL) == ["query-vectors/query-vectors"]
 
     store = str(tmp_path / "store")
     config = tmp_path / "workpool.yaml"
@@ -243,6 +244,15 @@ def test_workpool_mode_through_trigger_gives_the_local_mixture(
     assert len(scoring) == n_units and all(r.state.is_completed() for r in scoring)
     assert all(str(r.idempotency_key).startswith("automixer-score-") for r in scoring)
 
+    # the query vectors too: one query-vectors run per artifact checkpoint, on the GPU pool
+    building = [
+        r for r in _flow_runs("query-vectors/query-vectors") if r.parameters["config"]["store"] == store
+    ]
+    n_artifacts = len({k.split("/")[1] for k in Store(store).list("queries")})
+    assert len(building) == n_artifacts and all(r.state.is_completed() for r in building)
+    assert all(str(r.idempotency_key).startswith("automixer-queries-") for r in building)
+    assert sum(len(r.parameters["hessian"]) for r in building) == 16 * n_artifacts  # the config's sample
+
     # submitting a unit again gives the same run (same key), and nothing is scored again
     unit_run = scoring[0]
     cfg = RunConfig.model_validate(unit_run.parameters["config"])
@@ -266,19 +276,29 @@ def test_workpool_waits_resumes_and_retries_only_failed_units(
     """No worker polls the pool: the remix gives up after timeout_s naming the runs; a re-run waits
     on the same runs (same keys); a unit whose run failed gets one new run, the others do not."""
     from prefect.client.orchestration import get_client
-    from prefect.states import Failed
+    from prefect.states import Completed, Failed
+
+    from flows.query_vectors import query_vectors_flow
 
     ensure_pool(GPU_POOL)
-    deploy(PREFECT_YAML, ["score-shards"], pool=GPU_POOL)
+    deploy(PREFECT_YAML, ["score-shards", "query-vectors"], pool=GPU_POOL)
     store = str(tmp_path / "store")
     cfg = RunConfig.model_validate(_raw_config(store, run_dir, shared_data, mode="workpool", timeout_s=1))
 
-    def mine() -> list[Any]:
-        return [
-            r for r in _flow_runs("score-shards/score-shards") if r.parameters["config"]["store"] == store
-        ]
+    def mine(deployment: str = "score-shards/score-shards") -> list[Any]:
+        return [r for r in _flow_runs(deployment) if r.parameters["config"]["store"] == store]
 
     try:
+        # The query vectors go first: their runs wait for a worker too. Built here instead (the
+        # same flow, in this process), their waiting runs marked done: the next remix takes them.
+        with pytest.raises(ExecutionError, match=r"query-vectors runs unfinished after 1s"):
+            remix_flow(cfg)
+        waiting = mine("query-vectors/query-vectors")
+        assert waiting and all(str(r.idempotency_key).startswith("automixer-queries-") for r in waiting)
+        with get_client(sync_client=True) as client:
+            for run in waiting:
+                query_vectors_flow(**run.parameters)
+                client.set_flow_run_state(run.id, Completed(), force=True)
         with pytest.raises(
             ExecutionError, match=r"score-shards runs unfinished after 1s.*same idempotency keys"
         ):
@@ -299,7 +319,7 @@ def test_workpool_waits_resumes_and_retries_only_failed_units(
         assert len(after) == len(first) + 1
     finally:  # leave no scheduled run for the workers of other tests
         with get_client(sync_client=True) as client:
-            for r in mine():
+            for r in mine() + mine("query-vectors/query-vectors"):
                 client.delete_flow_run(r.id)
 
 
@@ -317,11 +337,13 @@ def test_worker_config_makes_local_paths_absolute(tmp_path: Path, monkeypatch: p
 def test_workpool_mode_names_a_missing_deployment(
     prefect_api: None, run_dir: Path, shared_data: Path, tmp_path: Path
 ) -> None:
+    # the first units a workpool remix submits are its query vectors (the scoring units use the
+    # same submit, flows.workpool.submit, with execution.deployment)
     raw = _raw_config(
-        str(tmp_path / "store"), run_dir, shared_data, mode="workpool", deployment="score-shards/nope"
+        str(tmp_path / "store"), run_dir, shared_data, mode="workpool", query_deployment="query-vectors/nope"
     )
     with pytest.raises(
-        ExecutionError, match=r"No deployment 'score-shards/nope'.*automixer deploy --name score-shards"
+        ExecutionError, match=r"No deployment 'query-vectors/nope'.*automixer deploy --name query-vectors"
     ):
         remix_flow(RunConfig.model_validate(raw))
 
@@ -360,7 +382,7 @@ def test_dask_mode_gives_the_local_mixture(
     result = state.result()
     assert result["id"] == local_result["id"]
     assert result["counts"] == local_result["counts"]
-    progress = cast(Artifact | None, Artifact.get("remix-scoring"))  # the UI's progress bar
+    progress = cast(Artifact | None, Artifact.get("remix-progress"))  # the UI's progress bar, every phase
     assert progress is not None and float(cast(float, progress.data)) == 100.0
     assert progress.flow_run_id == state.state_details.flow_run_id
     assert_same_mixture(store, local_result)
