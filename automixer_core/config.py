@@ -119,6 +119,20 @@ class CorpusConfig(BaseModel):
         ge=1,
         description="score only the first N characters of each document (ours: demos and smoke runs)",
     )
+    target_width: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="score a sample, not every shard: shards in a seeded random order, round_shards at a "
+        "time, until every group's 90% weight interval is at most this wide (0.05 = 5 points of weight) "
+        "or every shard is scored; documents not scored get a group from automixer label",
+    )
+    round_shards: int = Field(
+        8,
+        ge=1,
+        description="with target_width: shards added to the sample per round (per artifact checkpoint)",
+    )
+    sample_seed: int = Field(0, description="with target_width: the seed of the shards' random order")
     allow_empty: bool = Field(
         False,
         description="skip empty corpus files (no rows, or blank lines only) and domain folders without "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -9,7 +10,7 @@ from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from automixer_core.benchmarks import benchmark_data_digest
-from automixer_core.config import NOT_IN_IDENTITY, RunConfig, section_hash
+from automixer_core.config import NOT_IN_IDENTITY, CorpusConfig, RunConfig, section_hash
 from automixer_core.errors import ConfigError
 from automixer_core.store import Store
 from flows.evaluate import evaluate_all
@@ -20,7 +21,7 @@ from flows.scoring import ScoringUnit, run_units
 from tasks.checkpoints import discover_task
 from tasks.corpus import shards_task
 from tasks.keys import inputs_digest
-from tasks.publish import latest_mixture, publish_task
+from tasks.publish import interval_width_task, latest_mixture, publish_task
 from tasks.reports import evaluation_report_task
 
 
@@ -93,7 +94,6 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
     for row in report["selection"]:
         chosen.setdefault(row["checkpoint"], []).append(row["benchmark"])
     counts = {"evaluations": sum(r["computed"] for r in eval_results), "queries": 0, "shards_scored": 0}
-    batches = _batches(shards, config.corpus.shards_per_task)
     queries: dict[str, dict[str, Any]] = {}
     progress.phase(
         "queries",
@@ -112,26 +112,59 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         queries[name] = query
     progress.end("queries", f"{counts['queries']} built, the rest from the store")
 
-    # The fan-out: one unit per (artifact checkpoint, shard batch), wherever execution.mode says.
-    units = [ScoringUnit(by_name[name], query, batch) for name, query in queries.items() for batch in batches]
+    # The fan-out: one unit per (artifact checkpoint, shard batch), wherever execution.mode says;
+    # with corpus.target_width, in rounds of shards in a seeded random order (see sample_rounds).
+    rounds = sample_rounds(shards, config.corpus)
     progress.phase(
         "score",
-        len(units),
+        len(queries) * sum(len(_batches(r, config.corpus.shards_per_task)) for r in rounds),
         "shard batches",
-        f"{len(queries)} checkpoints × {len(batches)} batches of ≤ {config.corpus.shards_per_task} shards, "
-        f"{config.execution.mode} mode",
+        f"{len(queries)} checkpoints × batches of ≤ {config.corpus.shards_per_task} shards, "
+        f"{config.execution.mode} mode" + (f", up to {len(rounds)} rounds" if len(rounds) > 1 else ""),
     )
-    results = run_units(config, units, lambda: progress.advance("score"))
-    score_keys: dict[str, dict[str, list[str]]] = {}
+    units: list[ScoringUnit] = []
+    results: list[dict[str, Any]] = []
+    sample: list[dict[str, Any]] = []
+    width = None
+    for round_shards in rounds:
+        new_units = [
+            ScoringUnit(by_name[name], query, batch)
+            for name, query in queries.items()
+            for batch in _batches(round_shards, config.corpus.shards_per_task)
+        ]
+        results += run_units(config, new_units, lambda: progress.advance("score"))
+        units += new_units
+        sample += round_shards
+        if config.corpus.target_width is None:
+            continue
+        width = interval_width_task(
+            config.store,
+            checkpoints,
+            report["selection"],
+            _score_keys(queries, by_name, units, results),
+            config.aggregation,
+            len(sample),
+        )
+        get_run_logger().info(
+            "Sample of %d of %d shards: widest 90%% weight interval %.4f (target %.4f)",
+            len(sample),
+            len(shards),
+            width,
+            config.corpus.target_width,
+        )
+        if width <= config.corpus.target_width:
+            break
+    score_keys = _score_keys(queries, by_name, units, results)
     for name in queries:
         fp = by_name[name]["fingerprint"]
-        mine = [r for u, r in zip(units, results, strict=True) if u.checkpoint["fingerprint"] == fp]
-        scored = sum(r["computed"] for r in mine)
+        scored = sum(
+            r["computed"] for u, r in zip(units, results, strict=True) if u.checkpoint["fingerprint"] == fp
+        )
         counts["shards_scored"] += scored
         if scored:
-            ran.append(f"score {scored} of {len(shards)} shards @ {name}")
-        score_keys[fp] = {b: [k for r in mine for k in r["keys"][b]] for b in queries[name]["keys"]}
+            ran.append(f"score {scored} of {len(sample)} shards @ {name}")
     progress.end("score", f"{counts['shards_scored']} shard scorings computed, the rest from the store")
+    notes = sample_notes(config.corpus, shards, sample, width)
 
     progress.phase("publish", 1, "mixture", "aggregate into groups and weights, write the mixture")
     published = publish_task(
@@ -147,7 +180,8 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
         inputs,
         min((f for q in queries.values() if (f := q.get("parameter_fraction")) is not None), default=None),
         corpus=config.corpus,
-        shards=shards,
+        shards=sample,
+        sample_notes=notes,
     )
     progress.end(
         "publish", f"mixture {published['id']}" + ("" if published["written"] else " (already there)")
@@ -157,3 +191,52 @@ def remix_flow(config: RunConfig) -> dict[str, Any]:
 
 #: The remix's phases, in order (its progress artifact divides evenly among them).
 PHASES = ("inputs", "evaluate", "queries", "score", "publish")
+
+
+def _score_keys(
+    queries: dict[str, dict[str, Any]],
+    by_name: dict[str, dict[str, Any]],
+    units: list[ScoringUnit],
+    results: list[dict[str, Any]],
+) -> dict[str, dict[str, list[str]]]:
+    """Checkpoint fingerprint → benchmark → the score keys of every shard scored so far."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for name in queries:
+        fp = by_name[name]["fingerprint"]
+        mine = [r for u, r in zip(units, results, strict=True) if u.checkpoint["fingerprint"] == fp]
+        out[fp] = {b: [k for r in mine for k in r["keys"][b]] for b in queries[name]["keys"]}
+    return out
+
+
+def sample_rounds(shards: list[dict[str, Any]], corpus: CorpusConfig) -> list[list[dict[str, Any]]]:
+    """The shards to score, in rounds: all of them in one round, or with ``corpus.target_width``
+    ``round_shards`` at a time in a seeded random order (so a corpus whose files are sorted, by
+    date or by source, is sampled evenly, not by its first rows)."""
+    if corpus.target_width is None:
+        return [shards]
+    order = list(shards)
+    random.Random(corpus.sample_seed).shuffle(order)
+    return [order[i : i + corpus.round_shards] for i in range(0, len(order), corpus.round_shards)]
+
+
+def sample_notes(
+    corpus: CorpusConfig, shards: list[dict[str, Any]], sample: list[dict[str, Any]], width: float | None
+) -> list[str]:
+    """The mixture's note on its sample: how many documents were scored and why the sampling stopped."""
+    if corpus.target_width is None:
+        return []
+    docs = sum(s["stop"] - s["start"] for s in sample)
+    total = sum(s["stop"] - s["start"] for s in shards)
+    head = (
+        f"sample: {docs:,} of {total:,} documents scored ({len(sample)} of {len(shards)} shards, in a random "
+        f"order with seed {corpus.sample_seed})"
+    )
+    if width is not None and width <= corpus.target_width:
+        return [
+            f"{head}, until the widest 90% weight interval was {width:.3f}, within the target "
+            f"{corpus.target_width:g}; the other documents get a group from `automixer label`"
+        ]
+    return [
+        f"{head}: every shard was scored and the widest 90% weight interval is still {width or float('nan'):.3f}, "
+        f"above the target {corpus.target_width:g}"
+    ]

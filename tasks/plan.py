@@ -113,6 +113,11 @@ def plan_remix(config: RunConfig) -> RemixPlan:
             "query vectors and shard scorings are an upper bound (every benchmark at a new checkpoint)"
         )
         return plan
+    if config.corpus.target_width is not None:
+        plan.notes.append(
+            "corpus.target_width: shards are scored in rounds until every weight interval is narrow "
+            "enough; the shard scorings are an upper bound (every shard)"
+        )
     chosen = select_artifacts(evaluation_table(store, list(keys.values())), config.selection)
     by_name = {c["name"]: c for c in checkpoints}
     per_checkpoint: dict[str, list[str]] = {}

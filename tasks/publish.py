@@ -313,6 +313,31 @@ def _artifacts(mixture: Mixture, store: Store, files: list[str]) -> None:
     )
 
 
+def widest_interval(agg: Aggregation) -> float:
+    """The widest 90% bootstrap interval of any group's weight (weight units; inf without bootstrap)."""
+    widths = [hi - lo for ci in agg.groups["weight_ci"] if ci is not None for lo, hi in [ci]]
+    return max(widths) if widths else float("inf")
+
+
+@task(name="interval-width", cache_policy=NO_CACHE, task_run_name="interval width of {n_shards} shards")
+def interval_width_task(
+    store_uri: str,
+    checkpoints: list[dict[str, Any]],
+    selection_records: list[dict[str, Any]],
+    score_keys: dict[str, dict[str, list[str]]],
+    aggregation: AggregationConfig,
+    n_shards: int,
+) -> float:
+    """The widest 90% weight interval the mixture of the shards scored so far would have (the
+    aggregation a publish would run, without writing anything)."""
+    store = Store(store_uri)
+    by_name = {c["name"]: c for c in checkpoints}
+    selection = pd.DataFrame(selection_records)
+    selection["fingerprint"] = [by_name[c]["fingerprint"] for c in selection["checkpoint"]]
+    scores = benchmark_scores(store, selection, score_keys)
+    return widest_interval(aggregate(scores, artifact_steps(selection), aggregation))
+
+
 @task(name="publish-mixture", cache_policy=NO_CACHE)
 def publish_task(
     store_uri: str,
@@ -330,6 +355,7 @@ def publish_task(
     evals_key: str | None = None,
     corpus: CorpusConfig | None = None,
     shards: list[dict[str, Any]] | None = None,
+    sample_notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Aggregate, then write ``mixtures/<id>/`` (mixture.json, membership.parquet, exports/, report.html)
     and point ``mixtures/latest.json`` at it. Returns ``{id, uri, weights, written}``.
@@ -369,7 +395,7 @@ def publish_task(
         "inputs_digest": inputs_digest,
         "code_version": automixer_core.__version__,
     }
-    notes: list[str] = []
+    notes: list[str] = list(sample_notes or [])  # how the scored sample was drawn, where it was
     if parameter_fraction is not None:
         provenance["parameter_fraction"] = round(parameter_fraction, 6)
         note = coverage_note(influence.layers, parameter_fraction)

@@ -263,3 +263,44 @@ def test_two_concurrent_remixes_compute_every_unit_once(
         "shards_scored": 9 * 2 * n_artifacts,
     }
     assert not Store(cfg.store).list("leases")  # every lease released
+
+
+def test_target_width_scores_a_random_sample_of_shards_until_the_intervals_are_narrow(
+    prefect_api: None, proxy_run: Any, shared_data: Path, tmp_path: Path
+) -> None:
+    import random
+
+    from automixer_core.mixture import membership_from_parquet
+    from tasks.corpus import corpus_shards
+
+    _copy_checkpoints(proxy_run, tmp_path / "run", 3)
+    loose = _config(
+        str(tmp_path / "store"),
+        tmp_path / "run",
+        shared_data,
+        corpus={"target_width": 0.99, "round_shards": 4, "sample_seed": 7},
+    )
+    assert loose.corpus is not None
+    shards = corpus_shards(loose.corpus)
+    order = list(shards)
+    random.Random(7).shuffle(order)
+    first = remix_flow(loose)
+    store = Store(loose.store)
+    mixture = Mixture.from_json(store.read_text(f"mixtures/{first['id']}/mixture.json"))
+    widest = max(g.weight_ci[1] - g.weight_ci[0] for g in mixture.groups if g.weight_ci is not None)
+    assert widest <= 0.99
+    # one round: the first 4 shards of the seeded order, scored at every artifact checkpoint
+    n_artifacts = len({a.checkpoint for a in mixture.provenance.artifacts})
+    assert first["counts"]["shards_scored"] == 4 * n_artifacts
+    membership = membership_from_parquet(store.read_bytes(f"mixtures/{first['id']}/membership.parquet"))
+    assert len(membership) == sum(s["stop"] - s["start"] for s in order[:4])
+    (note,) = [n for n in mixture.notes if n.startswith("sample:")]
+    assert f"{len(membership)} of 90 documents scored (4 of 18 shards" in note and f"was {widest:.3f}" in note
+
+    # A target no bootstrap meets: every shard is scored, in rounds, and the note says so.
+    tight = loose.model_copy(update={"corpus": loose.corpus.model_copy(update={"target_width": 1e-9})})
+    second = remix_flow(tight)
+    assert second["counts"]["shards_scored"] == (18 - 4) * n_artifacts  # the first round came from the store
+    mixture = Mixture.from_json(store.read_text(f"mixtures/{second['id']}/mixture.json"))
+    (note,) = [n for n in mixture.notes if n.startswith("sample:")]
+    assert "90 of 90 documents scored (18 of 18 shards" in note and "still" in note
