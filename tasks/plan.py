@@ -43,7 +43,8 @@ class RemixPlan:
     evaluations_missing: list[str]
     #: whether every evaluation exists, so the artifact checkpoints (and the rest) are known
     selection_known: bool
-    #: benchmark → its artifact checkpoint(s) (empty while the selection is not known)
+    #: benchmark → its artifact checkpoint(s) among the evaluations in the store (provisional while
+    #: some are missing)
     artifacts: dict[str, list[str]] = field(default_factory=dict)
     queries_total: int = 0
     #: ``"<benchmark> @ <checkpoint>"`` of each query vector the store lacks (upper bound if not known)
@@ -103,22 +104,44 @@ def plan_remix(config: RunConfig) -> RemixPlan:
         plan.notes.append(
             f"nothing new since mixture {latest.id if latest else ''}: the remix would end at once"
         )
-    if missing_evals:
-        # Not known until evaluated: at most one new artifact checkpoint per benchmark.
-        plan.queries_total = len(specs)
-        plan.queries_missing = [f"{name} @ (chosen after evaluation)" for name in benches]
-        plan.scorings_total = plan.scorings_missing = min(len(specs), len(checkpoints)) * len(shards)
-        plan.notes.append(
-            "the artifact checkpoints are chosen from the evaluations, some of which are missing: the "
-            "query vectors and shard scorings are an upper bound (every benchmark at a new checkpoint)"
-        )
-        return plan
     if config.corpus.target_width is not None:
         plan.notes.append(
             "corpus.target_width: shards are scored in rounds until every weight interval is narrow "
             "enough; the shard scorings are an upper bound (every shard)"
         )
-    chosen = select_artifacts(evaluation_table(store, list(keys.values())), config.selection)
+    present = [k for k in keys.values() if store.exists(k)]
+    if present:  # the artifact choice of the evaluations there are (all of them: the real one)
+        chosen = select_artifacts(evaluation_table(store, present), config.selection)
+        _count_missing(plan, config, chosen, checkpoints, benches, shards, store)
+    if missing_evals:
+        # Not known until evaluated: each benchmark may move to a checkpoint not yet evaluated,
+        # whose query vectors and scorings then all run (an upper bound on top of the rest).
+        new = {item.split(" @ ")[1] for item in missing_evals}
+        plan.queries_total += len(specs)
+        plan.queries_missing += [f"{name} @ (chosen after evaluation)" for name in benches]
+        moved = min(len(specs), len(new)) * len(shards)
+        plan.scorings_total += moved
+        plan.scorings_missing += moved
+        plan.notes.append(
+            f"the artifact checkpoints are chosen from the evaluations, {len(missing_evals)} of which are "
+            f"missing (checkpoints {sorted(new)}): the query vectors and shard scorings are an upper bound "
+            "(every benchmark moving to one of those checkpoints)"
+        )
+    return plan
+
+
+def _count_missing(
+    plan: RemixPlan,
+    config: RunConfig,
+    chosen: Any,
+    checkpoints: list[dict[str, Any]],
+    benches: dict[str, Any],
+    shards: list[dict[str, Any]],
+    store: Store,
+) -> None:
+    """Add to ``plan`` the query vectors and shard scorings of the artifact choice ``chosen`` that
+    the store lacks."""
+    assert config.corpus is not None
     by_name = {c["name"]: c for c in checkpoints}
     per_checkpoint: dict[str, list[str]] = {}
     for row in chosen.itertuples():
@@ -145,4 +168,3 @@ def plan_remix(config: RunConfig) -> RemixPlan:
         plan.scorings_total += len(shards)
         plan.scorings_missing += missing
         plan.scorings_missing_by_checkpoint[name] = missing
-    return plan

@@ -113,9 +113,10 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
 
     # One new checkpoint: its evaluations run; scoring only where it became an artifact model.
     shutil.copytree(ckpts[4], tmp_path / "run" / ckpts[4].name)
-    plan = plan_remix(cfg)
-    assert not plan.nothing_new and not plan.selection_known
-    assert sorted(plan.evaluations_missing) == sorted(f"{b} @ {ckpts[4].name}" for b in BENCHES)
+    bound = plan_remix(cfg)
+    assert not bound.nothing_new and not bound.selection_known
+    assert sorted(bound.evaluations_missing) == sorted(f"{b} @ {ckpts[4].name}" for b in BENCHES)
+    assert bound.scorings_missing == n_shards  # at most: every benchmark moving to the new checkpoint
     evaluated = evaluate_flow(cfg)  # the evaluations alone: now the plan knows the rest exactly
     assert evaluated["computed"] == len(BENCHES)
     plan = plan_remix(cfg)
@@ -125,6 +126,8 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     assert third["counts"]["evaluations"] == 0
     assert third["counts"]["queries"] == len(plan.queries_missing)
     assert third["counts"]["shards_scored"] == plan.scorings_missing
+    assert third["counts"]["queries"] <= len(bound.queries_missing)
+    assert third["counts"]["shards_scored"] <= bound.scorings_missing
     artifacts = Mixture.from_json(
         store.read_text(f"mixtures/{third['id']}/mixture.json")
     ).provenance.artifacts
