@@ -26,13 +26,20 @@ from automixer_core.schema import explicit_defaults
 from automixer_core.selection import SelectionConfig
 from automixer_core.validation.config import ValidationConfig
 
+#: How a relative path in a run config resolves (the run form shows it under every path field).
+RELATIVE = (
+    " (a relative path resolves in the folder the run starts in; on a worker, its checkout: $AUTOMIXER_REPO)"
+)
+
 
 class CheckpointsConfig(BaseModel):
     """Where the training run's checkpoints are."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
-    uri: str = Field(description="folder or s3:// prefix holding the checkpoints (or hf://org/repo)")
+    uri: str = Field(
+        description="folder or s3:// prefix holding the checkpoints (or hf://org/repo)" + RELATIVE
+    )
     revision: str | list[str] | None = Field(None, description="hub revisions, or folder names to keep")
 
 
@@ -46,7 +53,7 @@ class BenchmarksConfig(BaseModel):
     )
     data_dir: Path | None = Field(
         None,
-        description="folder holding benchmarks/NAME/SPLIT.jsonl; a relative path resolves in the folder the run starts in (a worker: its checkout, $AUTOMIXER_REPO)",
+        description="folder holding benchmarks/NAME/SPLIT.jsonl" + RELATIVE,
     )
     custom: list[Path] = Field(default_factory=list, description="custom benchmark YAML files")
     eval_limit: int | None = Field(
@@ -105,7 +112,7 @@ class CorpusConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
-    uri: str = Field(description="folder or s3:// prefix of jsonl, jsonl.gz or parquet files")
+    uri: str = Field(description="folder or s3:// prefix of jsonl, jsonl.gz or parquet files" + RELATIVE)
     text_field: str = Field("text", description="field holding the document text")
     id_field: str = Field("id", description="field holding a stable document id (else file:row)")
     group_field: str = Field("domain", description="field holding a domain label (else the file's folder)")
@@ -220,7 +227,9 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
-    store: str = Field(".automixer/store", description="root URI of every artifact (local path or s3://...)")
+    store: str = Field(
+        ".automixer/store", description="root URI of every artifact (local path or s3://...)" + RELATIVE
+    )
     checkpoints: CheckpointsConfig = Field(description="the training run's checkpoints")
     benchmarks: BenchmarksConfig = Field(
         default_factory=BenchmarksConfig, description="benchmarks and their rows"
