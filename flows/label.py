@@ -26,6 +26,7 @@ from automixer_core.store import Store
 from flows.naming import run_name
 from flows.scoring import dask_map, worker_config
 from flows.workpool import PoolUnit, run_all_on_workpool
+from tasks.checkpoints import discover_task
 from tasks.corpus import shards_task
 from tasks.keys import LATEST_KEY
 from tasks.labels import label_task, publish_labels_task, shard_label_key, train_predictor_task
@@ -115,8 +116,18 @@ def label_flow(config: RunConfig, mixture: str | None = None) -> dict[str, Any]:
     lab = config.labeling
     full = shipped.corpus.model_copy(update={"max_docs_per_file": None, "shard_docs": lab.shard_docs})
     shards = shards_task(full)
+    checkpoint = None
+    if lab.predictor.features != "ngrams":  # the proxy's last checkpoint reads every document
+        checkpoint = discover_task(shipped.checkpoints.uri, shipped.checkpoints.revision)[-1]
     predictor = train_predictor_task(
-        shipped.store, mix.id, mixture, shipped.corpus, scored_shards, lab.predictor
+        shipped.store,
+        mix.id,
+        mixture,
+        shipped.corpus,
+        scored_shards,
+        lab.predictor,
+        checkpoint,
+        config.evaluation.device,
     )
     label_id = hashlib.sha256(
         json.dumps(

@@ -13,11 +13,13 @@ labelled by it (issue 13). Keys, all under ``labels/`` in the store:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,7 @@ from prefect.cache_policies import NO_CACHE
 
 import automixer_core
 from automixer_core.config import CorpusConfig
-from automixer_core.errors import CorpusError
+from automixer_core.errors import ConfigError, CorpusError
 from automixer_core.labels.predictor import GroupPredictor, PredictorConfig, train_group_predictor
 from automixer_core.mixture import SCORE_COLUMN_PREFIX, membership_from_parquet
 from automixer_core.published import mixture_folder
@@ -65,9 +67,13 @@ def train_predictor_task(
     corpus: CorpusConfig,
     scored_shards: list[dict[str, Any]],
     config: PredictorConfig,
+    checkpoint: dict[str, Any] | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Train the group predictor on the mixture's scored documents (their text read from the shards
-    the remix scored) and write it with its held-out report. Written once per (mixture, config).
+    the remix scored) and write it with its held-out report. Written once per (mixture, config,
+    checkpoint). ``checkpoint``: the proxy whose hidden states are features (``features:
+    hidden_state`` or ``both``), kept in the predictor so every labelling unit loads it too.
 
     Returns ``{"key", "digest", "report", "computed"}``.
 
@@ -75,8 +81,18 @@ def train_predictor_task(
         CorpusError: a scored document is no longer in the corpus (the corpus changed since the remix).
     """
     store = Store(store_uri)
+    if config.features != "ngrams" and checkpoint is None:
+        raise ConfigError(
+            f"labeling.predictor.features: {config.features} needs the proxy's checkpoint",
+            fix="give the run config a checkpoints section, or use features: ngrams",
+        )
     digest = _digest(
-        {"mixture": mixture_id, "predictor": config.model_dump(mode="json"), "code": CODE_VERSION}
+        {
+            "mixture": mixture_id,
+            "predictor": config.model_dump(mode="json"),
+            "checkpoint": checkpoint["fingerprint"] if checkpoint and config.features != "ngrams" else None,
+            "code": CODE_VERSION,
+        }
     )
     done = predictor_store_key(digest, "report.json")
     if store.exists(done):
@@ -108,9 +124,16 @@ def train_predictor_task(
         if score_cols
         else None
     )
-    predictor, report = train_group_predictor(
-        [texts[i] for i in ids], membership["group"].astype(str).tolist(), scores, config
-    )
+    use = checkpoint if config.features != "ngrams" else None
+    with _embedder(use, config, device) as embed:
+        predictor, report = train_group_predictor(
+            [texts[i] for i in ids],
+            membership["group"].astype(str).tolist(),
+            scores,
+            config,
+            embed=embed,
+            checkpoint=use,
+        )
     store.write_bytes(predictor_store_key(digest, "predictor.pkl"), predictor.to_bytes())
     doc = {**report.to_dict(), "mixture_id": mixture_id, "code_version": CODE_VERSION}
     store.write_json(done, doc)
@@ -128,6 +151,21 @@ def train_predictor_task(
         "report": doc,
         "computed": True,
     }
+
+
+@contextlib.contextmanager
+def _embedder(
+    checkpoint: dict[str, Any] | None, config: PredictorConfig, device: str = "auto"
+) -> Iterator[Any]:
+    """``texts → mean hidden states`` of ``checkpoint``'s model (held for the block), or None."""
+    if checkpoint is None:
+        yield None
+        return
+    from automixer_core.labels.embedding import mean_hidden_states
+    from tasks.models import exclusive_model, resolve_device
+
+    with exclusive_model(checkpoint, resolve_device(device)) as (model, tokenizer):
+        yield lambda texts: mean_hidden_states(model, tokenizer, texts, max_tokens=config.hidden_max_tokens)
 
 
 @functools.lru_cache(maxsize=4)
@@ -173,7 +211,10 @@ def label_task(
         if store.exists(key):
             continue
         docs = list(shard_documents(corpus, shard))
-        pred = predictor.predict([d.text for d in docs])
+        with _embedder(
+            predictor.checkpoint if predictor.needs_embedding else None, predictor.config
+        ) as embed:
+            pred = predictor.predict([d.text for d in docs], embed=embed)
         table = pd.DataFrame(
             {
                 "doc_id": [d.id for d in docs],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from automixer_core.schema import explicit_defaults
@@ -12,6 +14,14 @@ class PredictorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=explicit_defaults)
 
+    features: Literal["ngrams", "hidden_state", "both"] = Field(
+        "ngrams",
+        description="ngrams: hashed n-grams of the text (CPU, millions of documents an hour) | "
+        "hidden_state: the proxy's mean last hidden state (a forward pass per document) | both",
+    )
+    hidden_max_tokens: int = Field(
+        256, ge=1, description="features hidden_state/both: tokens of each document the proxy reads"
+    )
     n_features: int = Field(
         2**20, ge=2, description="Hashed feature dimension (columns of the word n-gram matrix)."
     )

@@ -44,7 +44,7 @@ import math
 import pickle
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -53,15 +53,19 @@ import pandas as pd
 import scipy.sparse as sp
 import sklearn
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import Ridge, SGDClassifier
 
-from automixer_core.errors import AutoMixerError, ConfigError, CorpusError, ModelError
+from automixer_core.errors import AutoMixerError, ConfigError, ModelError
 from automixer_core.labels.agreement import classification_summary, expected_calibration_error
 from automixer_core.labels.config import PredictorConfig
+from automixer_core.labels.features import Featurizer
+from automixer_core.labels.inputs import check_groups, check_scores, check_texts, holdout_split
+
+#: What turns texts into their (N, d) mean hidden states (features: hidden_state or both).
+Embed = Callable[[list[str]], np.ndarray]
 
 FORMAT = "automixer.group_predictor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: features (hidden states), embedding_mean, checkpoint
 CALIBRATION_FOLDS = 3
 ECE_BINS = 10
 
@@ -126,39 +130,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-class _Featurizer:
-    """Hashed word (and optionally char) n-gram features of texts: (N,) → CSR float64 (N, F)."""
-
-    def __init__(self, config: PredictorConfig) -> None:
-        self.max_chars = config.max_chars
-        self.word = HashingVectorizer(
-            n_features=config.n_features,
-            ngram_range=(1, config.ngram_max),
-            alternate_sign=False,
-            norm="l2",
-            lowercase=True,
-        )
-        self.char = (
-            HashingVectorizer(
-                n_features=config.n_features,
-                analyzer="char_wb",
-                ngram_range=(3, 5),
-                alternate_sign=False,
-                norm="l2",
-                lowercase=True,
-            )
-            if config.char_ngrams
-            else None
-        )
-
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        cut = list(texts) if self.max_chars is None else [t[: self.max_chars] for t in texts]
-        x = self.word.transform(cut)
-        if self.char is not None:
-            x = sp.hstack([x, self.char.transform(cut)], format="csr")
-        return sp.csr_matrix(x)
-
-
 @dataclass
 class _ScoreModel:
     """Linear score heads: scores (N, B) = X (N, F) @ coef.T (F, B) + intercept, then unscaled."""
@@ -195,24 +166,34 @@ class GroupPredictor:
     calibrated: bool
     score_columns: list[str] = field(default_factory=list)
     score_model: _ScoreModel | None = None
-    _featurizer: _Featurizer | None = field(default=None, repr=False, compare=False)
+    embedding_mean: np.ndarray | None = None
+    checkpoint: dict[str, Any] | None = None
+    _featurizer: Featurizer | None = field(default=None, repr=False, compare=False)
 
-    def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
+    @property
+    def needs_embedding(self) -> bool:
+        """Whether ``predict`` needs ``embed`` (features ``hidden_state`` or ``both``)."""
+        return self.config.features in ("hidden_state", "both")
+
+    def _features(self, texts: list[str], embed: Embed | None) -> sp.csr_matrix:
         if self._featurizer is None:
-            self._featurizer = _Featurizer(self.config)
-        return self._featurizer.transform(texts)
+            self._featurizer = Featurizer(self.config, self.embedding_mean)
+        embedded = embed(texts) if embed is not None and self.needs_embedding else None
+        return self._featurizer.transform(texts, embedded)
 
-    def predict(self, texts: Sequence[str]) -> PredictedGroups:
+    def predict(self, texts: Sequence[str], embed: Embed | None = None) -> PredictedGroups:
         """Group, group probabilities and (with a score model) scores of each text.
 
         Args:
             texts: N documents (str).
+            embed: texts → (N, d) mean hidden states of ``checkpoint``'s model; needed with
+                features ``hidden_state`` or ``both``.
 
         Returns:
             ``PredictedGroups`` with ``groups`` (N,), ``probabilities`` (N, G), ``confidence`` (N,)
             and ``scores`` (N, B) or None.
         """
-        docs = _check_texts(texts)
+        docs = check_texts(texts)
         g = len(self.classes)
         if not docs:
             empty_scores = (
@@ -226,7 +207,9 @@ class GroupPredictor:
                 confidence=np.zeros(0),
                 scores=empty_scores,
             )
-        x = self._features(docs)
+        return self._predict_matrix(self._features(docs, embed))
+
+    def _predict_matrix(self, x: sp.csr_matrix) -> PredictedGroups:
         proba = _class_proba(self.classifier, x, self.classes)
         top = np.argmax(proba, axis=1)
         scores = None
@@ -235,7 +218,7 @@ class GroupPredictor:
         return PredictedGroups(
             groups=np.asarray(self.classes, dtype=object)[top],
             probabilities=proba,
-            confidence=proba[np.arange(len(docs)), top],
+            confidence=proba[np.arange(x.shape[0]), top],
             scores=scores,
         )
 
@@ -254,6 +237,8 @@ class GroupPredictor:
                 calibrated=self.calibrated,
                 score_columns=self.score_columns,
                 score_model=self.score_model,
+                embedding_mean=self.embedding_mean,
+                checkpoint=self.checkpoint,
             ),
             protocol=pickle.HIGHEST_PROTOCOL,
         )
@@ -323,103 +308,6 @@ def _class_proba(classifier: Any, x: sp.csr_matrix, classes: list[str]) -> np.nd
     return out
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise CorpusError(
-            "texts is a single string",
-            expected="a sequence of documents (str)",
-            fix="pass a list of texts, e.g. [text]",
-        )
-    docs = list(texts)
-    for i, t in enumerate(docs):
-        if not isinstance(t, str):
-            raise CorpusError(
-                f"Document {i} is {type(t).__name__} ({t!r:.60})",
-                expected="every document's text as str",
-                fix="drop the documents without text, or fill them with ''",
-            )
-    return docs
-
-
-def _check_groups(groups: Sequence[str], n: int) -> np.ndarray:
-    labels = list(groups)
-    if len(labels) != n:
-        raise AutoMixerError(
-            f"{n} texts but {len(labels)} groups",
-            expected="one group per text, in the same order",
-            fix="pass the texts and groups of the same scored documents",
-        )
-    for i, g in enumerate(labels):
-        if not isinstance(g, str):
-            raise AutoMixerError(
-                f"The group of document {i} is {g!r} ({type(g).__name__})",
-                expected="a group name (str) for every scored document",
-                fix="drop the documents without a group",
-            )
-    return np.asarray(labels, dtype=object)
-
-
-def _check_scores(scores: pd.DataFrame, n: int) -> tuple[list[str], np.ndarray]:
-    if not isinstance(scores, pd.DataFrame):
-        raise AutoMixerError(
-            f"scores is a {type(scores).__name__}",
-            expected="a pandas DataFrame with one float column per benchmark score",
-            fix="pass a DataFrame, or scores=None",
-        )
-    if len(scores) != n:
-        raise AutoMixerError(
-            f"The scores frame has {len(scores)} rows but there are {n} texts",
-            expected="one row of scores per text, in the same order",
-            fix="pass the score rows of the same scored documents",
-        )
-    columns = [str(c) for c in scores.columns]
-    if not columns:
-        raise AutoMixerError(
-            "The scores frame has no columns",
-            expected="at least one score column",
-            fix="pass scores=None, or set predict_scores=False",
-        )
-    dup = sorted({c for c in columns if columns.count(c) > 1})
-    if dup:
-        raise AutoMixerError(
-            f"Score column(s) {dup} appear more than once",
-            expected="unique score column names",
-            fix="rename or drop the duplicated columns",
-        )
-    try:
-        mat = scores.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise AutoMixerError(
-            f"Score columns {columns} are not all numeric ({exc})",
-            expected="float score columns",
-            fix="pass only the benchmark score columns (drop doc_id, group, domain)",
-        ) from exc
-    bad = ~np.isfinite(mat)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise AutoMixerError(
-            f"{int(bad.sum())} score(s) are NaN or infinite, first: row {int(r)}, column {columns[c]!r}",
-            expected="finite scores for every document",
-            fix="drop those documents, or re-run scoring for them",
-        )
-    return columns, mat
-
-
-def _split(groups: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified train/holdout indices (module docstring), each sorted ascending."""
-    rng = np.random.default_rng(seed)
-    train: list[np.ndarray] = []
-    hold: list[np.ndarray] = []
-    for g in sorted(set(groups.tolist())):
-        idx = np.flatnonzero(groups == g)
-        perm = idx[rng.permutation(len(idx))]
-        n_g = len(idx)
-        h = 0 if holdout <= 0 or n_g < 2 else min(max(1, math.floor(holdout * n_g + 0.5)), n_g - 1)
-        hold.append(perm[:h])
-        train.append(perm[h:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(hold))
-
-
 def _sparse_coef(classifier: Any) -> None:
     """Store the fitted SGD weights as sparse matrices (unseen hashed features keep weight 0)."""
     if isinstance(classifier, SGDClassifier):
@@ -487,6 +375,9 @@ def train_group_predictor(
     groups: Sequence[str],
     scores: pd.DataFrame | None = None,
     config: PredictorConfig | None = None,
+    *,
+    embed: Embed | None = None,
+    checkpoint: dict[str, Any] | None = None,
 ) -> tuple[GroupPredictor, PredictorReport]:
     """Fit a group predictor on scored documents, evaluate it on a holdout, refit on all.
 
@@ -496,6 +387,10 @@ def train_group_predictor(
         scores: optional (N, B) frame of their score columns, rows in ``texts`` order (its index
             is ignored); used only with ``config.predict_scores``.
         config: the predictor's settings (default ``PredictorConfig()``).
+        embed: texts → (N, d) mean hidden states, with features ``hidden_state`` or ``both``
+            (called once, on all N texts; their mean centres the features).
+        checkpoint: the checkpoint ``embed`` runs (kept in the predictor, so whoever labels
+            with it loads the same model).
 
     Returns:
         The predictor fitted on all N documents, and the report of the one fitted on the training
@@ -508,14 +403,14 @@ def train_group_predictor(
     """
     start = time.perf_counter()
     cfg = config if config is not None else PredictorConfig()
-    docs = _check_texts(texts)
+    docs = check_texts(texts)
     if not docs:
         raise AutoMixerError(
             "No scored documents (texts is empty)",
             expected="the texts and groups of at least two groups of scored documents",
             fix="score a sample of the corpus first",
         )
-    y = _check_groups(groups, len(docs))
+    y = check_groups(groups, len(docs))
     counts = Counter(y.tolist())
     classes = sorted(counts)
     if len(classes) < 2:
@@ -535,11 +430,20 @@ def train_group_predictor(
     columns: list[str] = []
     score_mat: np.ndarray | None = None
     if scores is not None and cfg.predict_scores:
-        columns, score_mat = _check_scores(scores, len(docs))
+        columns, score_mat = check_scores(scores, len(docs))
 
-    featurizer = _Featurizer(cfg)
-    x = featurizer.transform(docs)
-    tr, ho = _split(y, cfg.holdout, cfg.seed)
+    embedded = None
+    if cfg.features in ("hidden_state", "both"):
+        if embed is None:
+            raise ConfigError(
+                f"features: {cfg.features} needs the proxy's hidden states",
+                fix="pass embed= (texts → mean hidden states), or use features: ngrams",
+            )
+        embedded = np.asarray(embed(docs), dtype=np.float64)
+    mean = embedded.mean(axis=0) if embedded is not None else None
+    featurizer = Featurizer(cfg, mean)
+    x = featurizer.transform(docs, embedded)
+    tr, ho = holdout_split(y, cfg.holdout, cfg.seed)
     calibrate = min(Counter(y[tr].tolist()).values()) >= CALIBRATION_FOLDS * 2
 
     fitted = _fit(
@@ -547,7 +451,7 @@ def train_group_predictor(
     )
     fitted._featurizer = featurizer
     if len(ho):
-        pred = fitted.predict([docs[i] for i in ho])
+        pred = fitted._predict_matrix(x[ho])
         summary = classification_summary(y[ho], pred.groups, classes)
         ece = expected_calibration_error(pred.confidence, pred.groups == y[ho], ECE_BINS)
         r2 = {}
@@ -560,6 +464,8 @@ def train_group_predictor(
         ece = float("nan")
         r2 = {c: float("nan") for c in columns}
         final = fitted
+    final.embedding_mean, final.checkpoint = mean, checkpoint
+    final._featurizer = Featurizer(cfg, mean)
 
     report = PredictorReport(
         n_train=len(tr),

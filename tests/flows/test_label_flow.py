@@ -140,3 +140,40 @@ def test_a_store_without_a_mixture_says_to_remix_first(labelled: dict[str, Any],
     cfg = labelled["cfg"].model_copy(update={"store": str(tmp_path / "empty")})
     with pytest.raises(ConfigError, match=r"No mixture in store.*automixer remix"):
         label_flow(cfg)
+
+
+def test_hidden_state_features_label_with_the_proxys_last_checkpoint(labelled: dict[str, Any]) -> None:
+    """features: hidden_state — the predictor reads the proxy's mean hidden states; the labels are
+    what the stored predictor says with the hidden states of that checkpoint, loaded here anew."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from automixer_core.labels.embedding import mean_hidden_states
+
+    cfg = labelled["cfg"]
+    predictor_cfg = cfg.labeling.predictor.model_copy(update={"features": "hidden_state"})
+    hidden = cfg.model_copy(
+        update={
+            "labeling": cfg.labeling.model_copy(update={"predictor": predictor_cfg, "write_documents": False})
+        }
+    )
+    out = label_flow(hidden)
+    assert out["id"] != labelled["out"]["id"] and out["counts"]["predictor_trained"]
+    store = Store(cfg.store)
+    predictor = GroupPredictor.from_bytes(
+        store.read_bytes(f"labels/predictors/{out['predictor']['digest']}/predictor.pkl")
+    )
+    last = sorted(Path(cfg.checkpoints.uri).iterdir(), key=lambda p: int(p.name.split("-")[-1]))[-1]
+    assert predictor.checkpoint is not None and predictor.checkpoint["name"] == last.name
+    model = AutoModelForCausalLM.from_pretrained(last).eval()
+    tokenizer = AutoTokenizer.from_pretrained(last)
+    docs = list(iter_documents(str(labelled["corpus"])))[::15]  # a sample of every domain
+
+    def embed(texts: list[str]) -> Any:
+        return mean_hidden_states(model, tokenizer, texts, max_tokens=predictor_cfg.hidden_max_tokens)
+
+    pred = predictor.predict([d.text for d in docs], embed=embed)
+    labels = _labels(store, out).set_index("doc_id")
+    assert len(labels) == len(DOMAINS) * DOCS_PER_DOMAIN
+    for doc, group, conf in zip(docs, pred.groups, pred.confidence, strict=True):
+        assert labels.loc[doc.id, "predicted_group"] == group
+        assert labels.loc[doc.id, "confidence"] == pytest.approx(float(conf), abs=1e-4)
