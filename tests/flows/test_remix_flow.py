@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from prefect import get_client
 from prefect.artifacts import Artifact
-from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
 
 import tasks.publish
 from automixer_core.config import RunConfig
@@ -63,7 +63,8 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     plan = plan_remix(cfg)  # the dry run says what the remix will run, before it runs
     assert len(plan.evaluations_missing) == plan.evaluations_total == 4 * len(BENCHES)
     assert not plan.selection_known and not plan.nothing_new
-    first = remix_flow(cfg)
+    first_state = remix_flow(cfg, return_state=True)
+    first = first_state.result()
     assert first["counts"]["evaluations"] == 4 * len(BENCHES)
     assert first["counts"]["queries"] == len(BENCHES)  # one query vector per benchmark
     mixture = Mixture.from_json(store.read_text(f"mixtures/{first['id']}/mixture.json"))
@@ -86,9 +87,10 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     assert f"evaluate: {4 * len(BENCHES)} evaluations (4 checkpoints × {len(BENCHES)} benchmarks)" in messages
     with get_client(sync_client=True) as client:  # scoring tasks named by checkpoint and documents
         scoring = client.read_task_runs(
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="score checkpoint-"))
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[first_state.state_details.flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="score ")),
         )
-    assert scoring and all(
+    assert len(scoring) == n_shards * n_artifacts and all(
         re.fullmatch(r"score checkpoint-\d+ · \S+\.jsonl rows \d+–\d+", t.name) for t in scoring
     )
     plan = plan_remix(cfg)
