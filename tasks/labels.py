@@ -205,50 +205,53 @@ def label_task(
     scored = _scored_groups(mixture_uri)
     keys, computed, documents = [], 0, 0
     t0 = time.perf_counter()
-    for shard in shards:
-        key = shard_label_key(label_id, shard)
-        keys.append(key)
-        if store.exists(key):
-            continue
-        docs = list(shard_documents(corpus, shard))
-        with _embedder(
-            predictor.checkpoint if predictor.needs_embedding else None, predictor.config
-        ) as embed:
+    embed = None
+    with contextlib.ExitStack() as held:
+        for shard in shards:
+            key = shard_label_key(label_id, shard)
+            keys.append(key)
+            if store.exists(key):
+                continue
+            docs = list(shard_documents(corpus, shard))
+            if embed is None and predictor.needs_embedding:  # the model once, for the unit's shards
+                embed = held.enter_context(_embedder(predictor.checkpoint, predictor.config))
             pred = predictor.predict([d.text for d in docs], embed=embed)
-        table = pd.DataFrame(
-            {
-                "doc_id": [d.id for d in docs],
-                "file": [d.file for d in docs],
-                "row": np.asarray([d.row for d in docs], dtype=np.int64),
-                "domain": [d.group for d in docs],
-                "predicted_group": pred.groups.astype(str),
-                "confidence": pred.confidence.astype(np.float64),
-                "n_chars": np.asarray([len(d.text) for d in docs], dtype=np.int64),
-            }
-        )
-        table["source"] = np.where(table["doc_id"].isin(scored), "scored", "predicted")
-        table["group"] = [
-            scored.get(i, g) for i, g in zip(table["doc_id"], table["predicted_group"], strict=True)
-        ]
-        if pred.scores is not None:
-            for col in pred.scores.columns:
-                table[f"{SCORE_COLUMN_PREFIX}{col}"] = pred.scores[col].to_numpy(dtype=np.float64)
-        if write_documents:
-            for group, rows in table.groupby("group", sort=True):
-                lines = [
-                    json.dumps(
-                        {"id": docs[i].id, "text": docs[i].text, "domain": docs[i].group}, ensure_ascii=False
+            table = pd.DataFrame(
+                {
+                    "doc_id": [d.id for d in docs],
+                    "file": [d.file for d in docs],
+                    "row": np.asarray([d.row for d in docs], dtype=np.int64),
+                    "domain": [d.group for d in docs],
+                    "predicted_group": pred.groups.astype(str),
+                    "confidence": pred.confidence.astype(np.float64),
+                    "n_chars": np.asarray([len(d.text) for d in docs], dtype=np.int64),
+                }
+            )
+            table["source"] = np.where(table["doc_id"].isin(scored), "scored", "predicted")
+            table["group"] = [
+                scored.get(i, g) for i, g in zip(table["doc_id"], table["predicted_group"], strict=True)
+            ]
+            if pred.scores is not None:
+                for col in pred.scores.columns:
+                    table[f"{SCORE_COLUMN_PREFIX}{col}"] = pred.scores[col].to_numpy(dtype=np.float64)
+            if write_documents:
+                for group, rows in table.groupby("group", sort=True):
+                    lines = [
+                        json.dumps(
+                            {"id": docs[i].id, "text": docs[i].text, "domain": docs[i].group},
+                            ensure_ascii=False,
+                        )
+                        for i in rows.index
+                    ]
+                    store.write_text(
+                        label_key(label_id, f"by_group/{group}/{shard['digest']}.jsonl"),
+                        "\n".join(lines) + "\n",
                     )
-                    for i in rows.index
-                ]
-                store.write_text(
-                    label_key(label_id, f"by_group/{group}/{shard['digest']}.jsonl"), "\n".join(lines) + "\n"
-                )
-        buf = io.BytesIO()
-        table.to_parquet(buf, index=False)
-        store.write_bytes(key, buf.getvalue())  # last: the shard is labelled once this exists
-        computed += 1
-        documents += len(docs)
+            buf = io.BytesIO()
+            table.to_parquet(buf, index=False)
+            store.write_bytes(key, buf.getvalue())  # last: the shard is labelled once this exists
+            computed += 1
+            documents += len(docs)
     return {"keys": keys, "computed": computed, "documents": documents, "seconds": time.perf_counter() - t0}
 
 

@@ -21,8 +21,8 @@ from automixer_core.store import Store
 from tasks.checkpoints import checkpoint_records
 from tasks.corpus import corpus_shards
 from tasks.evaluate import cached_benchmark, eval_config_hash
-from tasks.influence import hessian_sample, query_hash
-from tasks.keys import eval_key, inputs_digest, query_key, score_key
+from tasks.influence import corpus_hessian, query_outputs
+from tasks.keys import eval_key, inputs_digest, score_key
 from tasks.publish import latest_mixture
 from tasks.reports import evaluation_table
 
@@ -147,21 +147,14 @@ def _count_missing(
     for row in chosen.itertuples():
         per_checkpoint.setdefault(str(row.checkpoint), []).append(str(row.benchmark))
         plan.artifacts.setdefault(str(row.benchmark), []).append(str(row.checkpoint))
-    hessian = (
-        hessian_sample(shards, config.influence.hessian_samples, config.influence.hessian_seed)
-        if config.influence.estimator == "datainf"
-        else []
-    )
+    hessian = corpus_hessian(shards, config.influence)
     for name, bench_names in sorted(per_checkpoint.items(), key=lambda kv: by_name[kv[0]]["step"]):
         fp = by_name[name]["fingerprint"]
-        hashes = {
-            b: query_hash(config.influence, benches[b].digest, hessian, config.corpus.max_doc_chars)
-            for b in sorted(bench_names)
-        }
+        hashes, keys = query_outputs(
+            by_name[name], {b: benches[b] for b in bench_names}, config.influence, config.corpus, hessian
+        )
         plan.queries_total += len(hashes)
-        plan.queries_missing += [
-            f"{b} @ {name}" for b, h in hashes.items() if not store.exists(query_key(fp, b, h))
-        ]
+        plan.queries_missing += [f"{b} @ {name}" for b, k in keys.items() if not store.exists(k)]
         missing = sum(
             any(not store.exists(score_key(fp, b, h, s["digest"])) for b, h in hashes.items()) for s in shards
         )

@@ -330,12 +330,25 @@ def interval_width_task(
 ) -> float:
     """The widest 90% weight interval the mixture of the shards scored so far would have (the
     aggregation a publish would run, without writing anything)."""
-    store = Store(store_uri)
+    _, _, agg = aggregate_selection(Store(store_uri), checkpoints, selection_records, score_keys, aggregation)
+    return widest_interval(agg)
+
+
+def aggregate_selection(
+    store: Store,
+    checkpoints: list[dict[str, Any]],
+    selection_records: list[dict[str, Any]],
+    score_keys: dict[str, dict[str, list[str]]],
+    aggregation: AggregationConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame, Aggregation]:
+    """The artifact table (with fingerprints), the per-document scores (with each row's shard) and
+    their aggregation: what a publish writes, and what the sampling rounds check."""
     by_name = {c["name"]: c for c in checkpoints}
     selection = pd.DataFrame(selection_records)
     selection["fingerprint"] = [by_name[c]["fingerprint"] for c in selection["checkpoint"]]
     scores = benchmark_scores(store, selection, score_keys)
-    return widest_interval(aggregate(scores, artifact_steps(selection), aggregation))
+    agg = aggregate(scores.drop(columns=[SHARD_COLUMN]), artifact_steps(selection), aggregation)
+    return selection, scores, agg
 
 
 @task(name="publish-mixture", cache_policy=NO_CACHE)
@@ -369,11 +382,9 @@ def publish_task(
         shards: the shards the scores were computed on (``file, start, stop, digest``).
     """
     store = Store(store_uri)
-    by_name = {c["name"]: c for c in checkpoints}
-    selection = pd.DataFrame(selection_records)
-    selection["fingerprint"] = [by_name[c]["fingerprint"] for c in selection["checkpoint"]]
-    scores = benchmark_scores(store, selection, score_keys)
-    agg = aggregate(scores.drop(columns=[SHARD_COLUMN]), artifact_steps(selection), aggregation)
+    selection, scores, agg = aggregate_selection(
+        store, checkpoints, selection_records, score_keys, aggregation
+    )
     provenance: dict[str, Any] = {
         "checkpoints": [
             {"name": c["name"], "step": c["step"], "fingerprint": c["fingerprint"]} for c in checkpoints
