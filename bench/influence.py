@@ -14,6 +14,9 @@ For each batch shape B×T, model size, layers and K:
 ``--memory`` also scores N and 10·N documents in fresh subprocesses and reports their peak
 RSS (CPU) or peak CUDA memory: memory must not grow with the number of documents.
 
+The table also gives each row's bound (``mac_bound``): training-step MACs / scorer MACs, the
+ratio if every matmul ran at one rate, and the measured ratio as a fraction of it.
+
 Usage: python bench/influence.py [--out bench.json] [--memory] [--reps 3] [--threads 1] [--device cpu]
 
 On a shared CPU use --threads 1: tiny models gain little from threads and contend badly.
@@ -30,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +72,34 @@ def random_queries(model: torch.nn.Module, layers: str, k: int, estimator: str =
         estimator,
         layers,
     )
+
+
+def mac_bound(model: torch.nn.Module, layers: str, k: int, b: int, t: int) -> dict[str, float]:
+    """Multiply-accumulates of a training step and of the scorer on one B×T batch, and their ratio.
+
+    The ratio is the scorer's speed bound relative to a training step if every matmul ran at the
+    same rate. Counted: every linear module's forward (T·o·i per document), the backward to its
+    input (same), attention's two T×T products forward (T²·d per layer) and backward (twice that);
+    the training step adds the weight gradient of every linear (T·o·i); the scorer adds, per use
+    of a selected linear, δᵀa (T·o·i) and its contraction with the K queries (K·o·i) when K ≥ 2,
+    or the direct K = 1 contraction (T·o·i). Embedding gathers, softmax and elementwise work are
+    left out (the same in both, or negligible).
+    """
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    lin = sum(m.in_features * m.out_features for m in linears)  # MACs per token, forward
+    cfg: Any = model.config
+    attn = 2 * t * int(cfg.hidden_size) * int(cfg.num_hidden_layers)  # T·d for QKᵀ and for AV, per token
+    common = 2 * (lin + attn) * b * t + attn * b * t  # forward + activation backward (attention: 2×)
+    train = common + lin * b * t
+    sel = 0
+    for blk in select_blocks(model, layers):
+        for use in blk.uses:
+            if use.kind == "linear":
+                mod: Any = use.module
+                o, i = int(mod.out_features), int(mod.in_features)
+                sel += b * (t * o * i + (k * o * i if k >= 2 else 0))
+    scorer = common + sel
+    return {"train_macs": float(train), "scorer_macs": float(scorer), "bound": train / scorer}
 
 
 def sync(device: str) -> None:
@@ -146,9 +178,12 @@ def bench_config(
         "train": b * t / best["train"],
         "loop": loop_docs * t / best["loop"],
     }
+    macs = mac_bound(model, layers, k, b, t)
     return {
         "layers": layers,
         "K": k,
+        "mac_bound": macs["bound"],
+        "of_bound": tok["scorer"] / tok["train"] / macs["bound"],
         "scorer_tok_s": tok["scorer"],
         "train_tok_s": tok["train"],
         "loop_tok_s": tok["loop"],
@@ -246,7 +281,7 @@ def main() -> None:
     rows = []
     hdr = (
         f"{'model':6} {'BxT':7} {'layers':10} {'K':>2} {'scorer tok/s':>12} {'train tok/s':>11} "
-        f"{'loop tok/s':>10} {'vs train':>8} {'vs loop':>7}"
+        f"{'loop tok/s':>10} {'vs train':>8} {'bound':>6} {'of bound':>8} {'vs loop':>7}"
     )
     print(hdr)
     print("-" * len(hdr))
@@ -264,7 +299,8 @@ def main() -> None:
                     rows.append(r)
                     print(
                         f"{size:6} {shape:7} {layers:10} {k:>2} {r['scorer_tok_s']:>12.0f} {r['train_tok_s']:>11.0f} "
-                        f"{r['loop_tok_s']:>10.0f} {r['scorer_vs_train']:>7.2f}x {r['scorer_vs_loop']:>6.1f}x",
+                        f"{r['loop_tok_s']:>10.0f} {r['scorer_vs_train']:>7.2f}x {r['mac_bound']:>5.2f}x {r['of_bound']:>8.2f} "
+                        f"{r['scorer_vs_loop']:>6.1f}x",
                         flush=True,
                     )
     result: dict = {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from automixer_core.influence import InfluenceConfig, build_query_vectors, score_documents
+from automixer_core.influence import InfluenceConfig, build_query_vectors, hooks, score_documents
 from tests.automixer_core.influence import oracle as O
 from tests.automixer_core.influence.conftest import WINDOW, make_docs, make_model, make_queries
 
@@ -13,7 +14,13 @@ LAYERS = ["model.layers.0.self_attn.k_proj", "model.layers.1.self_attn.v_proj"]
 NAMES = [p + ".weight" for p in LAYERS]
 
 
-def test_datainf_equals_explicit_inverse_per_layer() -> None:
+@pytest.mark.parametrize("tile_bytes", [None, 256])
+def test_datainf_equals_explicit_inverse_per_layer(
+    tile_bytes: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also with δᵀa in tiles of one output feature (the weighted sums and norms add up per tile)."""
+    if tile_bytes is not None:
+        monkeypatch.setattr(hooks, "CPU_TILE_BYTES", tile_bytes)
     model = make_model("llama_untied")
     docs, queries = make_docs(), make_queries()
     hess = [d for d in docs if len(d) >= 2]  # n = 7, incl. multi-window documents

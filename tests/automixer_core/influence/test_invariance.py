@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from automixer_core.influence import InfluenceConfig, build_query_vectors, score_documents
+from automixer_core.influence import InfluenceConfig, build_query_vectors, hooks, score_documents
 from automixer_core.influence.hooks import CaptureEngine
 from automixer_core.influence.params import select_blocks
 from automixer_core.influence.windows import batch_rows, collate, document_rows
@@ -49,10 +49,16 @@ def test_batch_composition_padding_and_order(arch: str, layers: str) -> None:
         assert close(alone.scores[0], ref.scores[i])
 
 
+@pytest.mark.parametrize("tile_bytes", [None, 256])
 @pytest.mark.parametrize("arch", ["llama_tied", "gpt2", "llama_untied"])
-def test_engine_paths_agree_with_oracle(arch: str) -> None:
+def test_engine_paths_agree_with_oracle(
+    arch: str, tile_bytes: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Gram vs materialized norms, K=1 direct vs K≥2 materialized contractions, tiny chunks,
-    and documents longer than a batch (gradient carried between batches)."""
+    documents longer than a batch (gradient carried between batches), and δᵀa formed in tiles of
+    one output feature (256 B) within chunks of many rows, where a segment's rows are merged per tile."""
+    if tile_bytes is not None:
+        monkeypatch.setattr(hooks, "CPU_TILE_BYTES", tile_bytes)
     model = make_model(arch)
     window = 8
     g = torch.Generator().manual_seed(7)
