@@ -88,6 +88,13 @@ def plan_cmd(
     _print(plan.to_dict(), cost.to_dict())
 
 
+def _docs_per_s(t: dict[str, Any]) -> str:
+    """Scoring throughput; against one benchmark and against all when both were measured."""
+    if t.get("score_doc_s_k1") and t.get("score_k", 0) > 1:
+        return f"{1 / t['score_doc_s_k1']:.1f} docs/s (K=1) – {1 / t['score_doc_s']:.1f} (K={t['score_k']})"
+    return f"{1 / t['score_doc_s']:.1f} docs/s"
+
+
 def _print(plan: dict[str, Any], cost: dict[str, Any]) -> None:
     bound = (
         " (at most: the artifact checkpoints are chosen after the missing evaluations)"
@@ -116,7 +123,7 @@ def _print(plan: dict[str, Any], cost: dict[str, Any]) -> None:
     table.add_row(
         "shard scorings",
         f"{cost['scorings']} ({cost['documents_to_score']:,} docs)",
-        f"{1 / t['score_doc_s']:.1f} docs/s",
+        _docs_per_s(t),
         _hours(cost["score_hours"]),
         t["source"].get("score", ""),
     )

@@ -14,6 +14,12 @@ The model of the wall time on ``W`` scoring workers (work-pool or Dask mode): ev
 query vectors run one after the other in the remix's own process; shard scorings spread evenly over
 the workers. So ``hours(W) = (evaluations + query vectors + scorings / W) / 3600``, each unit
 also paying :data:`UNIT_OVERHEAD_S`; publishing (aggregation) is seconds and left out.
+
+A shard scoring scores its documents against the K benchmarks whose artifact is that checkpoint,
+all at once; a document costs s(K) = s(1) + (K − 1)·(s(K_m) − s(1))/(K_m − 1), affine in K
+(one δᵀa per document and layer, then K contractions: DESIGN §2), from two measurements at K = 1
+and K_m = every benchmark. Because s is affine, the scorings whose checkpoint is not yet chosen
+cost the same however the benchmarks spread over them: their mean K is used.
 """
 
 from __future__ import annotations
@@ -43,6 +49,17 @@ class Throughput:
     #: seconds to build one benchmark's query vector at one checkpoint
     query_s: float
     source: dict[str, str] = field(default_factory=dict)
+    #: seconds per document against one benchmark, and the K at which ``score_doc_s`` was
+    #: measured; without both, every scoring costs ``score_doc_s`` whatever its K
+    score_doc_s_k1: float | None = None
+    score_k: int = 0
+
+    def doc_seconds(self, k: float) -> float:
+        """Seconds to score one document against ``k`` benchmarks at once (affine in k)."""
+        if self.score_doc_s_k1 is None or self.score_k <= 1:
+            return self.score_doc_s
+        slope = (self.score_doc_s - self.score_doc_s_k1) / (self.score_k - 1)
+        return max(0.0, self.score_doc_s_k1 + (k - 1) * slope)
 
 
 @dataclass
@@ -90,7 +107,15 @@ def estimate_cost(
     )
     query_s = len(plan.queries_missing) * (throughput.query_s + unit_overhead_s)
     documents = round(plan.scorings_missing * docs_per_shard)
-    score_s = documents * throughput.score_doc_s + plan.scorings_missing * unit_overhead_s
+    units = [
+        (n, float(plan.benchmarks_by_checkpoint.get(c, throughput.score_k or 1)))
+        for c, n in plan.scorings_missing_by_checkpoint.items()
+    ]
+    units.append((plan.scorings_moved, plan.moved_k or 1.0))
+    rest = plan.scorings_missing - sum(n for n, _ in units)  # plans built by hand: K unknown
+    units.append((max(0, rest), float(throughput.score_k or 1)))
+    score_s = sum(n * docs_per_shard * throughput.doc_seconds(k) for n, k in units)
+    score_s += plan.scorings_missing * unit_overhead_s
     serial = eval_s + query_s
     return CostEstimate(
         evaluations=len(plan.evaluations_missing),
@@ -170,9 +195,16 @@ def measure_throughput(
         t0 = time.perf_counter()
         vectors = build_query_vectors(model, queries, config.influence, hessian_docs=tokens)
         built_s = time.perf_counter() - t0
+        score_documents(model, ((str(i), t) for i, t in enumerate(tokens[:2])), vectors, config.influence)
         t0 = time.perf_counter()
         score_documents(model, ((str(i), t) for i, t in enumerate(tokens)), vectors, config.influence)
         score_doc_s = (time.perf_counter() - t0) / max(1, len(tokens))
+        score_doc_s_k1 = None
+        if len(vectors.names) > 1:  # and against one benchmark: a scoring's cost is affine in its K
+            one = vectors.select(vectors.names[:1])
+            t0 = time.perf_counter()
+            score_documents(model, ((str(i), t) for i, t in enumerate(tokens)), one, config.influence)
+            score_doc_s_k1 = (time.perf_counter() - t0) / max(1, len(tokens))
         for name, bench in benches.items():
             if name in eval_s:
                 continue
@@ -194,5 +226,14 @@ def measure_throughput(
     per_question = built_s / max(1, len(benches) * questions + len(tokens))
     query_rows = config.benchmarks.query_limit or questions
     query_s = per_question * (query_rows + config.influence.hessian_samples / max(1, len(benches)))
-    source.update(score=f"measured ({len(tokens)} documents)", query="measured")
-    return Throughput(eval_s=eval_s, score_doc_s=score_doc_s, query_s=query_s, source=source)
+    source.update(
+        score=f"measured ({len(tokens)} documents, K = 1 and {len(vectors.names)})", query="measured"
+    )
+    return Throughput(
+        eval_s=eval_s,
+        score_doc_s=score_doc_s,
+        query_s=query_s,
+        source=source,
+        score_doc_s_k1=score_doc_s_k1,
+        score_k=len(vectors.names),
+    )

@@ -54,6 +54,11 @@ class RemixPlan:
     scorings_missing: int = 0
     #: shard scorings missing per artifact checkpoint
     scorings_missing_by_checkpoint: dict[str, int] = field(default_factory=dict)
+    #: benchmarks scored together per artifact checkpoint (the K of its query vectors); the scorings
+    #: an unknown choice may add (``scorings_moved``) have on average ``moved_k`` each
+    benchmarks_by_checkpoint: dict[str, int] = field(default_factory=dict)
+    scorings_moved: int = 0
+    moved_k: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +127,8 @@ def plan_remix(config: RunConfig) -> RemixPlan:
         moved = min(len(specs), len(new)) * len(shards)
         plan.scorings_total += moved
         plan.scorings_missing += moved
+        plan.scorings_moved = moved
+        plan.moved_k = len(specs) / max(1, min(len(specs), len(new)))
         plan.notes.append(
             f"the artifact checkpoints are chosen from the evaluations, {len(missing_evals)} of which are "
             f"missing (checkpoints {sorted(new)}): the query vectors and shard scorings are an upper bound "
@@ -161,3 +168,4 @@ def _count_missing(
         plan.scorings_total += len(shards)
         plan.scorings_missing += missing
         plan.scorings_missing_by_checkpoint[name] = missing
+        plan.benchmarks_by_checkpoint[name] = len(bench_names)

@@ -149,6 +149,7 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
     cost = json.loads(planned.stdout)["cost"]
     assert cost["evaluations"] == 4 and cost["upper_bound"]
     assert cost["throughput"]["source"]["score"].startswith("measured")
+    assert cost["throughput"]["score_k"] == 2 and cost["throughput"]["score_doc_s_k1"] > 0  # K = 1 and 2
     hours = {int(k): v for k, v in cost["hours_by_workers"].items()}
     assert 0 < hours[2] < hours[1]  # scoring spreads over the workers
     both = runner.invoke(app, ["remix", str(path), "--config", str(tmp_path / "other.yaml"), "--dry-run"])

@@ -119,6 +119,7 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     assert not bound.nothing_new and not bound.selection_known
     assert sorted(bound.evaluations_missing) == sorted(f"{b} @ {ckpts[4].name}" for b in BENCHES)
     assert bound.scorings_missing == n_shards  # at most: every benchmark moving to the new checkpoint
+    assert bound.scorings_moved == n_shards and bound.moved_k == len(BENCHES)  # scored all at once
     evaluated = evaluate_flow(cfg)  # the evaluations alone: now the plan knows the rest exactly
     assert evaluated["computed"] == len(BENCHES)
     plan = plan_remix(cfg)
@@ -136,6 +137,8 @@ def test_remix_publishes_then_reruns_for_free_then_adds_one_checkpoint(
     moved = [a.benchmark for a in artifacts if a.checkpoint == ckpts[4].name]
     assert third["counts"]["queries"] == len(moved)  # only the benchmarks that chose the new checkpoint
     assert third["counts"]["shards_scored"] == (n_shards if moved else 0)
+    if moved:  # the plan knew how many benchmarks the new checkpoint's scorings score at once
+        assert plan.benchmarks_by_checkpoint[ckpts[4].name] == len(moved)
     assert len(store.list("scores")) == n_shards * (len(BENCHES) + len(moved))
 
 

@@ -47,3 +47,29 @@ def test_an_unknown_benchmark_costs_the_mean_and_an_unknown_selection_is_a_bound
     cost = estimate_cost(plan, docs_per_shard=50.0, throughput=tp, workers=[1], unit_overhead_s=0.0)
     assert cost.eval_hours * 3600 == pytest.approx(60.0)  # piqa has no figure: the mean (30 s)
     assert cost.upper_bound
+
+
+def test_a_scoring_costs_by_the_number_of_benchmarks_it_scores_at_once() -> None:
+    """s(K) is affine between the two measurements (K = 1 and K = 8); the scorings an unknown
+    choice adds cost their mean K, which is exact for an affine s however the benchmarks spread."""
+    tp = Throughput(eval_s={}, score_doc_s=0.5, query_s=0.0, score_doc_s_k1=0.15, score_k=8)
+    assert tp.doc_seconds(1) == pytest.approx(0.15)
+    assert tp.doc_seconds(8) == pytest.approx(0.5)
+    assert tp.doc_seconds(3) == pytest.approx(0.15 + 2 * 0.05)
+    plan = _plan()
+    plan.scorings_missing = 10 + 4 + 6
+    plan.scorings_missing_by_checkpoint = {"c1": 10, "c2": 4}
+    plan.benchmarks_by_checkpoint = {"c1": 1, "c2": 7}
+    plan.scorings_moved, plan.moved_k = 6, 8 / 3  # 8 benchmarks over at most 3 new checkpoints
+    cost = estimate_cost(plan, docs_per_shard=50.0, throughput=tp, workers=[1], unit_overhead_s=0.0)
+    want = 50 * (10 * 0.15 + 4 * (0.15 + 6 * 0.05) + 6 * (0.15 + (8 / 3 - 1) * 0.05))
+    assert cost.score_hours * 3600 == pytest.approx(want)
+    # the same 6 scorings, known: the benchmarks spread 1, 2, 5 over 3 checkpoints of 2 shards each
+    known = _plan()
+    known.scorings_missing = 10 + 4 + 6
+    known.scorings_missing_by_checkpoint = {"c1": 10, "c2": 4, "n1": 2, "n2": 2, "n3": 2}
+    known.benchmarks_by_checkpoint = {"c1": 1, "c2": 7, "n1": 1, "n2": 2, "n3": 5}
+    assert estimate_cost(known, 50.0, tp, [1], 0.0).score_hours == pytest.approx(cost.score_hours)
+    # a single measured figure (given on the command line) costs every K the same
+    flat = Throughput(eval_s={}, score_doc_s=0.5, query_s=0.0)
+    assert estimate_cost(plan, 50.0, flat, [1], 0.0).score_hours * 3600 == pytest.approx(50 * 20 * 0.5)
