@@ -10,6 +10,11 @@ included on both sides), at the same batch size and thread count, alternating, b
 log-likelihood difference between the two is printed as a check.
 
     python bench/eval_speed.py --rows 200 --out bench-eval.json
+    python bench/eval_speed.py --device cuda --model base --out bench-eval-gpu.json   # on a GPU
+
+``--device`` places both engines' model there (lm-eval's ``HFLM(device=...)``, our
+``EvalConfig(device=...)``); both return Python floats, so the wall clock includes the device's
+work. ``base`` (d=768, 12 layers, 12 heads, about 116M parameters) is sized for a GPU.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ MODELS = {
     "tiny": {"hidden": 64, "layers": 2, "vocab": 2048},
     "small": {"hidden": 128, "layers": 4, "vocab": 4096},
     "medium": {"hidden": 256, "layers": 4, "vocab": 4096},
+    "base": {"hidden": 768, "layers": 12, "vocab": 4096, "heads": 12},
 }
 
 
@@ -61,10 +67,16 @@ def build_checkpoint(data_dir: Path, size: str, out: Path) -> Path:
     """Save a random Llama of the given size with a BPE tokenizer trained on the corpus."""
     spec = MODELS[size]
     tok = train_bpe_tokenizer(_texts(data_dir), vocab_size=spec["vocab"])
-    shape = ProxyConfig(hidden=spec["hidden"], layers=spec["layers"], heads=4, max_positions=1024)
+    shape = ProxyConfig(
+        hidden=spec["hidden"], layers=spec["layers"], heads=spec.get("heads", 4), max_positions=1024
+    )
     build_model(shape, vocab_size=len(tok), eos_id=0).save_pretrained(out)  # the proxy's own Llama
     tok.save_pretrained(out)
     return out
+
+
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
 
 
 def time_lm_eval(lm: Any, requests: list[tuple[str, str]]) -> tuple[float, list[float]]:
@@ -102,6 +114,7 @@ def main() -> None:
         help="torch threads (0: torch's default). 1 by default: on a small shared machine, 2 OpenMP "
         "threads stall whenever another process takes a core, and the timings turn to noise",
     )
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where both engines run the model")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
     if args.threads:
@@ -113,11 +126,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="amx-eval-speed-") as tmp:
         ckpt = build_checkpoint(args.data_dir, args.model, Path(tmp) / "ckpt")
-        lm = HFLM(pretrained=str(ckpt), device="cpu", batch_size=args.batch_size)
-        model = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+        lm = HFLM(pretrained=str(ckpt), device=args.device, batch_size=args.batch_size)
+        model = AutoModelForCausalLM.from_pretrained(ckpt).to(args.device).eval()
         tok = AutoTokenizer.from_pretrained(ckpt)
         n_params = sum(p.numel() for p in model.parameters())
-        cfg = EvalConfig(batch_size=args.batch_size, device="cpu")
+        cfg = EvalConfig(batch_size=args.batch_size, device=args.device)
 
         rows: list[dict[str, Any]] = []
         for name in args.benchmarks.split(","):
@@ -173,7 +186,7 @@ def main() -> None:
     header = f"{'benchmark':<12} {'requests':>8} {'tokens':>8} {'fwd tok':>8} {'ours s':>7} {'lm-eval s':>9} {'ours tok/s':>10} {'lm-eval tok/s':>13} {'ratio':>6} {'max |Δll|':>9}"
     print(
         f"model: random Llama {args.model} ({n_params / 1e6:.2f}M params), batch size {args.batch_size}, "
-        f"{torch.get_num_threads()} threads, best of {args.repeats}"
+        f"{torch.get_num_threads()} threads, device {args.device}, best of {args.repeats}"
     )
     print(header)
     print("-" * len(header))
@@ -188,6 +201,8 @@ def main() -> None:
         report = {
             "model": {"size": args.model, "params": n_params, **MODELS[args.model]},
             "batch_size": args.batch_size,
+            "device": args.device,
+            "device_name": device_name(args.device),
             "threads": torch.get_num_threads(),
             "repeats": args.repeats,
             "rows_per_benchmark": args.rows,

@@ -15,6 +15,11 @@ weights and the weights of the full remix's documents regrouped by their predict
 against the full mixture's 90% interval; and labelling vs scoring throughput (documents/s).
 
     python bench/labels.py --out runs/demo --full 200 --sample 100
+    python bench/labels.py --world planted --out runs/demo-planted --full 200 --sample 50
+
+With ``--world planted`` (``automixer demo --world planted`` first) the run is on the planted world,
+where each benchmark is taught by one domain: it also prints how often the scored and the predicted
+groups are that planted domain's benchmark.
 """
 
 from __future__ import annotations
@@ -41,8 +46,10 @@ from tasks.labels import read_membership
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _config(data: Path, out: Path, docs: int, **influence: Any) -> RunConfig:
-    raw = demo_run_config(data, out)
+def _config(
+    data: Path, out: Path, docs: int, world: dict[str, Any] | None = None, **influence: Any
+) -> RunConfig:
+    raw = demo_run_config(data, out, world=world)
     raw["corpus"]["max_docs_per_file"] = docs
     raw["influence"].update(influence)
     raw["labeling"] = {"shard_docs": 2000, "shards_per_task": 1}
@@ -76,14 +83,25 @@ def main() -> None:
     ap.add_argument("--full", type=int, default=200, help="documents scored per domain file (the reference)")
     ap.add_argument("--sample", type=int, default=100, help="documents scored per domain file (the sample)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--world", choices=["real", "planted"], default="real")
     args = ap.parse_args()
+    world = None
+    if args.world == "planted":
+        from automixer.demo import planted_world
+
+        if not (args.out / "world" / "world.json").exists():
+            raise SystemExit(
+                f"No planted world under {args.out}: run `automixer demo --world planted --out {args.out}`"
+            )
+        args.data = args.out / "world"
+        world = planted_world(args.data)
     if not (args.out / "proxy" / "proxy_run.json").exists():
         raise SystemExit(
             f"No demo proxy under {args.out}: run `automixer demo` (or bench/validate_demo.py) first"
         )
-    full_cfg = _config(args.data, args.out, args.full)
-    sample_cfg = _config(args.data, args.out, args.sample)
-    seed_cfg = _config(args.data, args.out, args.full, hessian_seed=1)
+    full_cfg = _config(args.data, args.out, args.full, world)
+    sample_cfg = _config(args.data, args.out, args.sample, world)
+    seed_cfg = _config(args.data, args.out, args.full, world, hessian_seed=1)
     seconds: dict[str, float] = {}
     with embedded_prefect():
         from flows.label import label_flow
@@ -171,6 +189,23 @@ def main() -> None:
             f"| {r['group']} | {r['full']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] | {r['sample']:.3f} | {ins} | "
             f"{r['predicted']:.3f} | {inp} |"
         )
+    truth = None
+    if world is not None:  # each skill domain's documents belong with the benchmark it teaches
+        teaches = {b["domain"]: name for name, b in world["benchmarks"].items()}
+        dom = unscored["domain"]
+        skill = dom.isin(list(teaches))
+        want = dom[skill].map(teaches)
+        got_scored = unscored.loc[skill, "group"]
+        got_pred = labels.loc[unscored.loc[skill, "doc_id"], "predicted_group"].to_numpy()
+        truth = {
+            "n": int(skill.sum()),
+            "scored": float((got_scored.to_numpy() == want.to_numpy()).mean()),
+            "predicted": float((got_pred == want.to_numpy()).mean()),
+        }
+        print(
+            f"\nplanted truth, on the {truth['n']} unscored skill-domain documents: group = the benchmark its "
+            f"domain teaches for {truth['scored']:.3f} of them when scored, {truth['predicted']:.3f} when predicted"
+        )
     label_rate = labelled["counts"]["documents_labelled"] / seconds["label"]
     scored_docs = len(m_full) - len(m_sample)
     score_rate = scored_docs / seconds["remix full"] if scored_full else float("nan")
@@ -192,6 +227,7 @@ def main() -> None:
                     "label_rate": label_rate,
                     "score_rate": score_rate,
                     "seconds": seconds,
+                    "planted_truth": truth,
                 },
                 indent=1,
                 default=str,
