@@ -122,7 +122,7 @@ def _print(plan: dict[str, Any], cost: dict[str, Any]) -> None:
     )
     table.add_row(
         "shard scorings",
-        f"{cost['scorings']} ({cost['documents_to_score']:,} docs)",
+        f"{cost['scorings']} ({cost['documents_to_score']:,} doc scorings)",
         _docs_per_s(t),
         _hours(cost["score_hours"]),
         t["source"].get("score", ""),

@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from automixer_core.config import RunConfig
+from automixer_core.config import CorpusConfig, RunConfig
 from automixer_core.store import Store
 from tasks.plan import RemixPlan
 
@@ -69,6 +69,7 @@ class CostEstimate:
     evaluations: int
     queries: int
     scorings: int
+    #: documents × artifact checkpoints: a document is scored once per checkpoint that scores it
     documents_to_score: int
     eval_hours: float
     query_hours: float
@@ -148,6 +149,25 @@ def history_eval_seconds(config: RunConfig) -> dict[str, float]:
     return {b: sum(v) / len(v) for b, v in by_bench.items()}
 
 
+def sample_texts(corpus: CorpusConfig, docs: int) -> list[str]:
+    """``docs`` texts spread over the corpus: the first documents of evenly spaced shards, so the
+    sample's lengths are the corpus's (shards are cut file by file, and files are often one
+    domain each: the first shard alone can be twice the mean length), cut to ``max_doc_chars``."""
+    from tasks.corpus import corpus_shards, shard_documents
+
+    shards = corpus_shards(corpus)
+    n = min(docs, len(shards))
+    picks = sorted({round(j * (len(shards) - 1) / max(1, n - 1)) for j in range(n)})
+    per = -(-docs // max(1, len(picks)))  # ceil
+    texts: list[str] = []
+    for i in picks:
+        for k, d in enumerate(shard_documents(corpus, shards[i])):
+            if k >= per:
+                break
+            texts.append(d.text[: corpus.max_doc_chars])
+    return texts[:docs]
+
+
 def measure_throughput(
     config: RunConfig, checkpoint: dict[str, Any], docs: int = 32, questions: int = 8
 ) -> Throughput:
@@ -163,19 +183,13 @@ def measure_throughput(
     from automixer_core.checkpoints import load_checkpoint
     from automixer_core.evaluation import evaluate_benchmark, gold_pairs
     from automixer_core.influence import build_query_vectors, score_documents
-    from tasks.corpus import corpus_shards, shard_documents
     from tasks.evaluate import cached_benchmark
     from tasks.models import checkpoint_ref, exclusive_model, resolve_device
 
     assert config.corpus is not None
     specs = config.benchmarks.specs()
     benches = {s.name: cached_benchmark(s) for s in specs}
-    texts: list[str] = []
-    for shard in corpus_shards(config.corpus):
-        texts += [d.text[: config.corpus.max_doc_chars] for d in shard_documents(config.corpus, shard)]
-        if len(texts) >= docs:
-            break
-    texts = texts[:docs]
+    texts = sample_texts(config.corpus, docs)
     history = history_eval_seconds(config)
     eval_s = dict(history)
     source = {"eval": "store history" if history else "measured"}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
-from tasks.cost import Throughput, estimate_cost
+from automixer_core.config import CorpusConfig
+from tasks.cost import Throughput, estimate_cost, sample_texts
 from tasks.plan import RemixPlan
 
 
@@ -73,3 +78,19 @@ def test_a_scoring_costs_by_the_number_of_benchmarks_it_scores_at_once() -> None
     # a single measured figure (given on the command line) costs every K the same
     flat = Throughput(eval_s={}, score_doc_s=0.5, query_s=0.0)
     assert estimate_cost(plan, 50.0, flat, [1], 0.0).score_hours * 3600 == pytest.approx(50 * 20 * 0.5)
+
+
+def test_the_throughput_sample_spans_the_corpus_not_its_first_shard(tmp_path: Path) -> None:
+    """Files sorted by domain with very different lengths: a sample of the first shard would be
+    all one domain; the spread sample takes documents from every file, evenly."""
+    lengths = {"a_long": 400, "b_mid": 100, "c_short": 10, "d_tiny": 2}
+    for name, words in lengths.items():
+        rows = [{"id": f"{name}-{i}", "text": " ".join([name] * words)} for i in range(12)]
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = CorpusConfig(uri=str(tmp_path), shard_docs=4, max_doc_chars=1000)
+    texts = sample_texts(corpus, 8)
+    assert len(texts) == 8
+    by_file = Counter(t.split(" ")[0] for t in texts)
+    assert by_file == {name: 2 for name in lengths}  # 12 shards, 8 picked evenly: 2 from each file
+    assert all(len(t) <= 1000 for t in texts)  # cut as scored
+    assert len(sample_texts(corpus, 100)) == 48  # more asked than the corpus holds: every document once
