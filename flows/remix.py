@@ -21,7 +21,8 @@ from flows.scoring import ScoringUnit, run_units
 from tasks.checkpoints import discover_task
 from tasks.corpus import shards_task
 from tasks.keys import inputs_digest
-from tasks.publish import interval_width_task, latest_mixture, publish_task
+from tasks.mixture_inputs import latest_mixture
+from tasks.publish import interval_width_task, publish_task
 from tasks.reports import evaluation_report_task
 
 

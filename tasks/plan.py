@@ -23,7 +23,7 @@ from tasks.corpus import corpus_shards
 from tasks.evaluate import cached_benchmark, eval_config_hash
 from tasks.influence import corpus_hessian, query_outputs
 from tasks.keys import eval_key, inputs_digest, score_key
-from tasks.publish import latest_mixture
+from tasks.mixture_inputs import latest_mixture
 from tasks.reports import evaluation_table
 
 

@@ -4,20 +4,18 @@ Everything of a mixture goes under ``mixtures/<id>/``, its ``manifest.json`` las
 :mod:`automixer_core.published`); ``mixtures/latest.json`` after it, so a publish that fails half-way
 leaves no folder that looks complete and the previous pointer intact.
 :func:`add_validation_to_report` later adds a validation's result to the report (and rewrites the
-manifest).
+manifest). The stored inputs it reads are in :mod:`tasks.mixture_inputs`; the Prefect artifacts it
+creates in :mod:`tasks.mixture_artifacts`.
 """
 
 from __future__ import annotations
 
-import io
 import posixpath
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 import automixer_core
@@ -30,89 +28,21 @@ from automixer_core.influence.params import coverage_note
 from automixer_core.mixture import (
     SCORE_COLUMN_PREFIX,
     Mixture,
-    MixtureDomain,
-    MixtureGroup,
     membership_to_parquet,
     mixture_from_aggregation,
 )
-from automixer_core.plots import ARTIFACT_DPI, weights_plot
-from automixer_core.published import (
-    MANIFEST,
-    MIXTURE,
-    is_complete,
-    read_published_mixture,
-    write_manifest,
-)
-from automixer_core.report import (
-    MEMBERSHIP_SENTENCE,
-    SampleDocument,
-    pick_samples,
-    render_report,
-    sample_document,
-    with_validation,
-)
-from automixer_core.report.common import interval, note_sentence, pct
-from automixer_core.report.weights import driven_by, token_shares
+from automixer_core.published import MANIFEST, MIXTURE, is_complete, write_manifest
+from automixer_core.report import render_report, with_validation
 from automixer_core.store import Store
-from tasks.corpus import shard_documents
-from tasks.influence import SCORE_PREFIX
 from tasks.keys import LATEST_KEY, mixture_key
-from tasks.reports import markdown_image
-
-#: The column of :func:`benchmark_scores` naming each document's corpus shard (its digest).
-SHARD_COLUMN = "shard"
-
-
-def _read_scores(store: Store, keys: list[str]) -> pd.DataFrame:
-    """The score files ``keys`` concatenated, with each row's shard digest (the file's name) in
-    :data:`SHARD_COLUMN`."""
-    frames = []
-    for k in keys:
-        frame = pd.read_parquet(io.BytesIO(store.read_bytes(k)))
-        frame[SHARD_COLUMN] = posixpath.basename(k).removesuffix(".parquet")
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def benchmark_scores(
-    store: Store, selection: pd.DataFrame, score_keys: dict[str, dict[str, list[str]]]
-) -> pd.DataFrame:
-    """One row per document: ``doc_id, domain, n_tokens, shard`` (the digest of its corpus shard)
-    and ``score__<b>`` for every benchmark b, taken at b's artifact checkpoint (averaged over them
-    with ``top_k``/``all``).
-
-    Args:
-        selection: the artifact table (``benchmark, fingerprint``).
-        score_keys: checkpoint fingerprint → benchmark → its shard score keys.
-    """
-    base: pd.DataFrame | None = None
-    columns: dict[str, pd.Series] = {}
-    for bench, rows in selection.groupby("benchmark", sort=True):
-        col = f"{SCORE_PREFIX}{bench}"
-        parts = []
-        for fp in rows["fingerprint"]:
-            frame = _read_scores(store, score_keys[fp][str(bench)]).set_index("doc_id")
-            if base is None:
-                base = frame[["domain", "n_tokens", SHARD_COLUMN]]
-            parts.append(frame[col])
-        columns[col] = pd.concat(parts, axis=1).mean(axis=1)
-    assert base is not None
-    out = base.copy()
-    for name, series in columns.items():
-        out[name] = series.reindex(out.index)
-    return out.reset_index()
-
-
-def latest_mixture(store_uri: str) -> Mixture | None:
-    """The mixture ``mixtures/latest.json`` points at, or None."""
-    store = Store(store_uri)
-    if not store.exists(LATEST_KEY):
-        return None
-    latest = store.read_json(LATEST_KEY)
-    folder = mixture_key(latest["id"], "").rstrip("/")
-    if not is_complete(store, folder):
-        return None
-    return read_published_mixture(store.uri(folder), verify=False)
+from tasks.mixture_artifacts import _artifacts
+from tasks.mixture_inputs import (
+    SHARD_COLUMN,
+    benchmark_scores,
+    latest_mixture,
+    read_evals,
+    sample_documents,
+)
 
 
 def vanished_notes(previous: Mixture, agg: Aggregation) -> list[str]:
@@ -151,166 +81,6 @@ def check_membership(membership: pd.DataFrame, benchmarks: list[str]) -> None:
             expected=f"columns {', '.join(want)}",
             fix="pass the per-benchmark scores table that the aggregation was computed from",
         )
-
-
-def read_texts(
-    corpus: CorpusConfig, shards: list[dict[str, Any]], wanted: Mapping[str, str]
-) -> dict[str, str]:
-    """doc_id → text of the documents ``wanted`` (doc_id → shard digest), reading only their
-    shards, each once and only as far as its last wanted document."""
-    by_digest = {s["digest"]: s for s in shards}
-    need: dict[str, set[str]] = {}
-    for doc, digest in wanted.items():
-        need.setdefault(digest, set()).add(doc)
-    out: dict[str, str] = {}
-    for digest, docs in need.items():
-        shard = by_digest.get(digest)
-        if shard is None:
-            continue
-        for d in shard_documents(corpus, shard):
-            if d.id in docs:
-                out[d.id] = d.text
-                docs.discard(d.id)
-                if not docs:
-                    break
-    return out
-
-
-def sample_documents(
-    membership: pd.DataFrame,
-    corpus: CorpusConfig | None,
-    shards: list[dict[str, Any]] | None,
-    *,
-    seed: int = 0,
-) -> tuple[dict[str, list[SampleDocument]], str | None]:
-    """A few documents per group (:func:`automixer_core.report.pick_samples`) with their texts,
-    and a sentence saying why none could be read (None when they were).
-
-    Args:
-        membership: one row per document, with a ``shard`` column (its shard digest).
-        corpus: the corpus the documents come from; None: no texts.
-        shards: the shards the scores were computed on (``file, start, stop, digest``).
-    """
-    if corpus is None or shards is None or SHARD_COLUMN not in membership.columns:
-        return {}, "Sample documents are not shown: the publish step was not given the corpus and its shards."
-    picked = pick_samples(membership, seed=seed)
-    try:
-        texts = read_texts(corpus, shards, dict(zip(picked["doc_id"], picked[SHARD_COLUMN], strict=True)))
-    except (AutoMixerError, OSError) as exc:
-        return {}, f"Sample documents could not be read from the corpus {corpus.uri}: {exc}"
-    out: dict[str, list[SampleDocument]] = {}
-    for row in picked.to_dict("records"):
-        text = texts.get(str(row["doc_id"]))
-        if text is not None:
-            out.setdefault(str(row["group"]), []).append(sample_document(row, text))
-    missing = len(picked) - sum(len(v) for v in out.values())
-    problem = f"{missing} sampled document(s) were not found in the corpus." if missing else None
-    return out, problem
-
-
-def read_evals(store: Store, key: str | None) -> pd.DataFrame | None:
-    """The evaluation table at ``key`` (evals.parquet), or None when there is none."""
-    if key is None or not store.exists(key):
-        return None
-    return pd.read_parquet(io.BytesIO(store.read_bytes(key)))
-
-
-# --- Prefect artifacts ---------------------------------------------------------------------------
-
-
-def weight_rows(entries: list[MixtureGroup] | list[MixtureDomain], what: str) -> list[dict[str, str]]:
-    """Rows of a weights table artifact, largest weight first; every cell a short string."""
-    share = token_shares(entries)
-    rows = []
-    for e in sorted(entries, key=lambda x: (-x.weight, x.name)):
-        row = {
-            what: e.name,
-            "weight": pct(e.weight),
-            "interval": interval(e.weight_ci),
-            "token share": pct(share[e.name]),
-            "tokens": f"{e.tokens:,}",
-            "documents": f"{e.documents:,}",
-        }
-        if isinstance(e, MixtureGroup):
-            row["driven by"] = driven_by(e) or "–"
-        rows.append(row)
-    return rows
-
-
-def browser_link(store: Store, key: str, text: str) -> str:
-    """A markdown link that opens in a browser (a presigned https URL), or where the file is when
-    none can (a local store: browsers do not open file:// links from a web page)."""
-    url = store.public_url(key)
-    if url is not None and url.startswith(("https://", "http://")):
-        return f"[{text}]({url})"
-    where = url if url is not None else store.uri(key)
-    return f"{text}: `{where}`"
-
-
-def summary_markdown(mixture: Mixture, store: Store, files: list[str]) -> str:
-    """The mixture's markdown artifact: the facts in sentences, the weights chart (small data-URI
-    image) and the files, as links where a browser can open them."""
-    folder = mixture_key(mixture.id, "")
-    share = token_shares(mixture.groups)
-    tokens = sum(g.tokens for g in mixture.groups)
-    docs = sum(g.documents for g in mixture.groups)
-    top = sorted(mixture.groups, key=lambda g: -g.weight)[:3]
-    lines = [
-        f"## Mixture `{mixture.id}`",
-        "",
-        f"{docs:,} scored documents ({tokens:,} tokens) in {len(mixture.groups)} groups. Largest weights: "
-        + "; ".join(f"**{g.name}** {pct(g.weight)} (from {pct(share[g.name])} of the tokens)" for g in top)
-        + ".",
-        "",
-    ]
-    if mixture.notes:
-        lines += ["**Notes**", "", *[f"- {note_sentence(n)}" for n in mixture.notes], ""]
-    lines += [
-        markdown_image(
-            weights_plot(mixture.groups, "Group weights and token shares", dpi=ARTIFACT_DPI),
-            "group weights",
-            store.uri(mixture_key(mixture.id, "report.html")),
-        ),
-        "",
-        "**Files**",
-        "",
-        *[f"- {browser_link(store, folder + name, name)}" for name in files],
-        "",
-        MEMBERSHIP_SENTENCE,
-    ]
-    url = store.public_url(mixture_key(mixture.id, "report.html")) or ""
-    if url.startswith("https://"):
-        lines += ["", "Links are presigned: they open for 7 days."]
-    elif not url.startswith("http"):
-        lines += [
-            "",
-            "These files are on the machine that ran the flow (a local store): a browser does not open "
-            "them from this page; open the paths there.",
-        ]
-    return "\n".join(lines)
-
-
-def _artifacts(mixture: Mixture, store: Store, files: list[str]) -> None:
-    create_table_artifact(
-        key="mixture-weights",
-        table=weight_rows(mixture.groups, "group"),
-        description=f"mixture {mixture.id}: group weights (% of training tokens) and token shares",
-    )
-    if mixture.domains:
-        create_table_artifact(
-            key="mixture-domain-weights",
-            table=weight_rows(mixture.domains, "domain"),
-            description=f"mixture {mixture.id}: per-domain weights by the same rule",
-        )
-    create_markdown_artifact(key="mixture-summary", markdown=summary_markdown(mixture, store, files))
-    report = mixture_key(mixture.id, "report.html")
-    url = store.public_url(report)
-    create_link_artifact(
-        key="mixture-report",
-        link=url if url is not None else store.uri(report),
-        link_text="report.html",
-        description=f"the report of mixture {mixture.id}; a file:// link opens only on the machine that holds it",
-    )
 
 
 def widest_interval(agg: Aggregation) -> float:

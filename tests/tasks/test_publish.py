@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import tasks.publish
+import tasks.mixture_artifacts
+import tasks.mixture_inputs
 from automixer_core.aggregation import AggregationConfig
 from automixer_core.config import CorpusConfig
 from automixer_core.corpus import make_shards, read_shard
@@ -129,7 +130,7 @@ def _world(tmp_path: Path) -> dict[str, Any]:
 class _Artifacts:
     """Records the Prefect artifacts the publish step creates (no API needed)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any = tasks.publish) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any = tasks.mixture_artifacts) -> None:
         self.tables: dict[str, list[dict[str, Any]]] = {}
         self.markdown: dict[str, str] = {}
         self.links: dict[str, str] = {}
@@ -192,7 +193,7 @@ def test_publish_writes_a_report_from_the_store_and_readable_artifacts(
     texts = {
         d.id: d.text for s in world["shards"] for d in read_shard(world["corpus"].uri, shard_from_dict(s))
     }
-    picked = tasks.publish.pick_samples(membership, seed=0)
+    picked = tasks.mixture_inputs.pick_samples(membership, seed=0)
     assert len(picked) == sum(min(3, int(n)) for n in membership["group"].value_counts())
     for row in picked.itertuples():
         assert f"<div class='doc'>{html.escape(texts[row.doc_id][:300])}…</div>" in page
@@ -295,7 +296,7 @@ def test_public_url_of_an_s3_store_is_a_presigned_link_that_opens(s3_bucket: str
     assert url is not None and url.startswith("http") and "Signature" in url
     with urllib.request.urlopen(url) as f:
         assert f.read() == b"<html>s3</html>"
-    assert tasks.publish.browser_link(store, "mixtures/x/report.html", "report.html").startswith(
+    assert tasks.mixture_artifacts.browser_link(store, "mixtures/x/report.html", "report.html").startswith(
         "[report.html](http"
     )
 
