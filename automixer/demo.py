@@ -57,6 +57,24 @@ def planted_world(folder: Path, seed: int = 0) -> dict[str, Any]:
     return write_planted_world(folder, PlantedWorldConfig(seed=seed))
 
 
+def demo_planted_world(out: Path) -> tuple[Path, dict[str, Any]]:
+    """The data folder and world of the planted demo already run into ``out`` (``out/world``).
+
+    Raises:
+        ConfigError: ``out`` holds no planted world.
+    """
+    from automixer_core.errors import ConfigError
+
+    folder = out / "world"
+    if not (folder / "world.json").exists():
+        raise ConfigError(
+            f"No planted world under {out} (no {folder / 'world.json'})",
+            expected="the output folder of a planted demo",
+            fix=f"run `automixer demo --world planted --out {out}` first",
+        )
+    return folder, planted_world(folder)
+
+
 def planted_recovery(store: str, mixture_id: str, world: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The published mixture and how its groups and weights compare with the planted truth
     (:func:`~automixer_core.validation.recovery.group_recovery`)."""

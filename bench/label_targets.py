@@ -59,14 +59,16 @@ from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import KFold, StratifiedKFold
 from transformers import AutoTokenizer
 
-from automixer.demo import demo_run_config
+from automixer.demo import demo_planted_world, demo_run_config
 from automixer_core.aggregation import RESIDUAL, AggregationConfig, aggregate
-from automixer_core.config import RunConfig
+from automixer_core.aggregation import _harmful_domains as core_harmful_domains
+from automixer_core.config import CorpusConfig, RunConfig
 from automixer_core.labels.agreement import group_agreement
 from automixer_core.labels.features import Featurizer
 from automixer_core.labels.predictor import train_group_predictor
 from automixer_core.mixture import SCORE_COLUMN_PREFIX, membership_from_parquet
 from automixer_core.published import read_published_mixture
+from tasks.corpus import corpus_shards, shard_documents
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 #: Recorded in docs/RESULTS.md ("Groups for unscored documents"): Hessian seed 1 vs seed 0 on the
@@ -90,17 +92,14 @@ def _mixture(store: Path, mixture_id: str | None) -> tuple[str, Any, pd.DataFram
     return mixture_id, mixture, membership
 
 
-def _texts(corpus: Path, wanted: set[str], id_field: str, text_field: str) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for path in sorted(corpus.rglob("*.jsonl")):
-        with path.open() as fh:
-            for line in fh:
-                row = json.loads(line)
-                if str(row.get(id_field)) in wanted:
-                    texts[str(row[id_field])] = str(row[text_field])
+def _texts(corpus: CorpusConfig, wanted: set[str]) -> dict[str, str]:
+    """doc_id → text of the ``wanted`` documents, read through the corpus's shards (every row of
+    every file: the mixture may have scored more than the demo config's first rows)."""
+    full = corpus.model_copy(update={"max_docs_per_file": None})
+    texts = {d.id: d.text for s in corpus_shards(full) for d in shard_documents(full, s) if d.id in wanted}
     missing = sorted(wanted - set(texts))
     if missing:
-        raise SystemExit(f"{len(missing)} scored documents are not in {corpus} (e.g. {missing[:3]})")
+        raise SystemExit(f"{len(missing)} scored documents are not in {corpus.uri} (e.g. {missing[:3]})")
     return texts
 
 
@@ -191,17 +190,15 @@ def _normalise(p: np.ndarray, ref: np.ndarray, method: str) -> np.ndarray:
 def _harmful_domains(
     scores: np.ndarray, n: np.ndarray, domains: np.ndarray, alpha: np.ndarray, cfg: AggregationConfig
 ) -> set[str]:
-    """The domains the aggregation's domain rule sends to residual, from scored documents."""
+    """The domains the aggregation's domain rule sends to residual, judged on scored documents
+    (the aggregation's own rule, :func:`automixer_core.aggregation._harmful_domains`)."""
     if not cfg.residual or cfg.residual_domains == "off":
         return set()
-    joint = scores @ alpha
-    names = sorted(set(domains.tolist()))
-    rho = np.array([(joint * n)[domains == d].sum() / max(n[domains == d].sum(), 1e-12) for d in names])
-    if cfg.residual_domains == "relative":
-        bad = rho < -cfg.residual_scale * float(np.median(np.abs(rho)))
-    else:  # negative; confident approximated by its point estimate
-        bad = rho < cfg.residual_threshold
-    return {d for d, b in zip(names, bad, strict=True) if b}
+    cat = pd.Categorical(domains)
+    bad = core_harmful_domains(
+        np.asarray(cat.codes, dtype=np.int64), len(cat.categories), (scores @ alpha) * n, n, cfg
+    )
+    return {str(d) for d, b in zip(cat.categories, bad, strict=True) if b}
 
 
 def _groups(
@@ -264,14 +261,7 @@ def main() -> None:
 
     world = None
     if args.world == "planted":
-        from automixer.demo import planted_world
-
-        if not (args.out / "world" / "world.json").exists():
-            raise SystemExit(
-                f"No planted world under {args.out}: run `automixer demo --world planted --out {args.out}`"
-            )
-        args.data = args.out / "world"
-        world = planted_world(args.data)
+        args.data, world = demo_planted_world(args.out)
     cfg = RunConfig.model_validate(demo_run_config(args.data, args.out, world=world))
     agg_cfg, pred_cfg = cfg.aggregation, cfg.labeling.predictor
     store = args.out / "store"
@@ -292,7 +282,8 @@ def main() -> None:
     )
     reproduced = float(np.mean(again.membership["group"].to_numpy() == truth))
 
-    texts_by_id = _texts(args.data / "corpus", set(doc_ids), cfg.corpus.id_field, cfg.corpus.text_field)
+    assert cfg.corpus is not None
+    texts_by_id = _texts(cfg.corpus, set(doc_ids))
     texts = [texts_by_id[i] for i in doc_ids]
     tokenizer, tok_from = _tokenizer(args.out / "proxy", sorted({a.checkpoint for a in prov.artifacts}))
     cut = cfg.corpus.max_doc_chars

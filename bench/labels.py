@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from automixer.demo import demo_run_config
+from automixer.demo import demo_planted_world, demo_run_config
 from automixer.runtime import embedded_prefect
 from automixer_core.aggregation import floor_weights
 from automixer_core.config import RunConfig
@@ -87,14 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     world = None
     if args.world == "planted":
-        from automixer.demo import planted_world
-
-        if not (args.out / "world" / "world.json").exists():
-            raise SystemExit(
-                f"No planted world under {args.out}: run `automixer demo --world planted --out {args.out}`"
-            )
-        args.data = args.out / "world"
-        world = planted_world(args.data)
+        args.data, world = demo_planted_world(args.out)
     if not (args.out / "proxy" / "proxy_run.json").exists():
         raise SystemExit(
             f"No demo proxy under {args.out}: run `automixer demo` (or bench/validate_demo.py) first"
