@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -244,23 +245,25 @@ def deploy(
             "A work pool override needs the deployments it applies to",
             fix="pass their names too (automixer deploy --name score-shards --pool <pool>)",
         )
-    if pool is not None and len(wanted) > 1:  # prefect deploy applies --pool to one deployment only
-        return sorted(
-            {d for n in wanted for d in deploy(prefect_yaml, [n], root=root, pool=pool, timeout_s=timeout_s)}
-        )
-    chosen = [defined[n] if pool is None else {**defined[n], "work_pool": {"name": pool}} for n in wanted]
+    chosen = [defined[n] if pool is None else _on_pool(defined[n], pool) for n in wanted]
     _check_work_pools(prefect_yaml, chosen)
 
-    cmd = [*_prefect_command(), "--no-prompt", "deploy", "--prefect-file", str(prefect_yaml.resolve())]
-    if names is None:
-        cmd.append("--all")
-    else:
-        for n in wanted:
-            cmd += ["--name", n]
-    if pool is not None:
-        cmd += ["--pool", pool]
-    env = {**_subprocess_env(), "COLUMNS": "1000"}  # one line per message: the names are read back below
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s)
+    with tempfile.TemporaryDirectory(prefix="automixer-deploy-") as tmp:
+        project = prefect_yaml.resolve()
+        if pool is not None:  # `prefect deploy --pool` moves one deployment only: deploy a copy that
+            # names the pool in each chosen deployment, all in one `prefect deploy` (one start-up)
+            moved = {str(d.get("name")): d for d in chosen}
+            copy = {**data, "deployments": [moved.get(str(d.get("name")), d) for d in data["deployments"]]}
+            project = Path(tmp) / "prefect.yaml"
+            project.write_text(yaml.safe_dump(copy, sort_keys=False))
+        cmd = [*_prefect_command(), "--no-prompt", "deploy", "--prefect-file", str(project)]
+        if names is None:
+            cmd.append("--all")
+        else:
+            for n in wanted:
+                cmd += ["--name", n]
+        env = {**_subprocess_env(), "COLUMNS": "1000"}  # one line per message: names are read back below
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout_s)
     output = (proc.stdout or "") + (proc.stderr or "")
     created = set(re.findall(r"Deployment '([^']+/[^']+)' successfully created", output))
     if proc.returncode != 0 or len(created) < len(wanted):
@@ -271,6 +274,11 @@ def deploy(
         )
     with _client() as client:
         return sorted(_full_name(client, _resolve(client, f)) for f in created)
+
+
+def _on_pool(deployment: dict[str, Any], pool: str) -> dict[str, Any]:
+    """The deployment on work pool ``pool``, keeping its queue and job variables (as ``--pool``)."""
+    return {**deployment, "work_pool": {**(deployment.get("work_pool") or {}), "name": pool}}
 
 
 def _check_work_pools(prefect_yaml: Path, deployments: list[dict[str, Any]]) -> None:
@@ -390,7 +398,8 @@ def trigger(
     deployment's defaults (top-level keys replace whole values) and are validated by the server
     against the flow's schema. With ``idempotency_key``, a second trigger with the same key returns
     the run the first one created (and waits on it) instead of starting another. ``on_state`` is
-    called with each new state name. When the wait ends first, the run is left as it is (it goes on
+    called with each new state name. The run is read after 0.5 s, then ever less often, up to every
+    ``poll_s``. When the wait ends first, the run is left as it is (it goes on
     on its worker); the result says so, with ``finished=False`` and ``ok=False``.
 
     Raises:
@@ -411,6 +420,7 @@ def trigger(
             ) from None
         seen: list[str] = []
         deadline = started + max(0.0, timeout_s)
+        interval = min(0.5, poll_s)  # a quick answer (a cached re-run, a bad input) comes back quickly
         while True:
             state = run.state
             name = state.name if state is not None else "Pending"
@@ -420,7 +430,8 @@ def trigger(
                     on_state(name)
             if (state is not None and state.is_final()) or time.monotonic() >= deadline:
                 break
-            time.sleep(max(0.05, min(poll_s, deadline - time.monotonic())))
+            time.sleep(max(0.05, min(interval, deadline - time.monotonic())))
+            interval = min(poll_s, interval * 1.5)  # then less often, up to every poll_s
             run = _poll(client, run, deadline)
 
     finished = state is not None and state.is_final()

@@ -17,33 +17,72 @@ when a request is longer than the window, and for any model on which a two-pass 
 that packed rows do not reproduce the per-request numbers.
 """
 
-from automixer_core.evaluation.config import (
-    DEFAULT_MAX_LENGTH,
-    EvalConfig,
-    LoglikelihoodResult,
-    TokenPair,
-)
-from automixer_core.evaluation.encoding import (
-    encode_instance,
-    encode_pair,
-    encode_pairs,
-    gold_pair,
-    gold_pairs,
-    resolve_max_length,
-)
-from automixer_core.evaluation.metrics import (
-    BenchmarkResult,
-    evaluate_benchmark,
-    gold_loglikelihoods,
-    mean_stderr,
-    predictions,
-    summarize,
-)
-from automixer_core.evaluation.scoring import (
-    ScoreStats,
-    loglikelihood,
-    loglikelihood_tokens,
-    score_instances,
+from typing import TYPE_CHECKING
+
+from automixer_core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from automixer_core.evaluation.config import (
+        DEFAULT_MAX_LENGTH,
+        EvalConfig,
+        LoglikelihoodResult,
+        TokenPair,
+    )
+    from automixer_core.evaluation.encoding import (
+        encode_instance,
+        encode_pair,
+        encode_pairs,
+        gold_pair,
+        gold_pairs,
+        resolve_max_length,
+    )
+    from automixer_core.evaluation.metrics import (
+        BenchmarkResult,
+        evaluate_benchmark,
+        gold_loglikelihoods,
+        mean_stderr,
+        predictions,
+        summarize,
+    )
+    from automixer_core.evaluation.scoring import (
+        ScoreStats,
+        loglikelihood,
+        loglikelihood_tokens,
+        score_instances,
+    )
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "automixer_core.evaluation.config": [
+            "DEFAULT_MAX_LENGTH",
+            "EvalConfig",
+            "LoglikelihoodResult",
+            "TokenPair",
+        ],
+        "automixer_core.evaluation.encoding": [
+            "encode_instance",
+            "encode_pair",
+            "encode_pairs",
+            "gold_pair",
+            "gold_pairs",
+            "resolve_max_length",
+        ],
+        "automixer_core.evaluation.metrics": [
+            "BenchmarkResult",
+            "evaluate_benchmark",
+            "gold_loglikelihoods",
+            "mean_stderr",
+            "predictions",
+            "summarize",
+        ],
+        "automixer_core.evaluation.scoring": [
+            "ScoreStats",
+            "loglikelihood",
+            "loglikelihood_tokens",
+            "score_instances",
+        ],
+    },
 )
 
 __all__ = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 TokenPair = tuple[list[int], list[int]]
@@ -16,7 +15,6 @@ DEFAULT_MAX_LENGTH = 2048
 """Used when neither the model config nor the tokenizer states a maximum length (as lm-eval)."""
 
 _TOKENIZER_INFINITY = 1000000000000000019884624838656
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class EvalConfig(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from automixer_core.benchmarks.instances import MultipleChoiceInstance
-from automixer_core.evaluation.config import _DTYPES, EvalConfig, LoglikelihoodResult, TokenPair
+from automixer_core.evaluation.config import EvalConfig, LoglikelihoodResult, TokenPair
 from automixer_core.evaluation.encoding import encode_pairs, resolve_max_length
 from automixer_core.evaluation.packing import (
     _accepts_logits_to_keep,
@@ -26,6 +26,8 @@ from automixer_core.evaluation.packing import (
 )
 
 _PACKING_VERIFIED: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def _packing_verified(model: Any, device: torch.device, keep_logits: bool) -> bool:

@@ -10,11 +10,27 @@ Public API:
 - :func:`select_blocks` — the parameter blocks P of a layer selection.
 """
 
-from automixer_core.influence.config import InfluenceConfig
-from automixer_core.influence.params import ParamBlock, select_blocks
-from automixer_core.influence.queries import QueryVectors, build_query_vectors
-from automixer_core.influence.scorer import ScoreResult, score_documents
-from automixer_core.influence.scores_io import read_scores_parquet, write_scores_parquet
+from typing import TYPE_CHECKING
+
+from automixer_core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from automixer_core.influence.config import InfluenceConfig
+    from automixer_core.influence.params import ParamBlock, select_blocks
+    from automixer_core.influence.queries import QueryVectors, build_query_vectors
+    from automixer_core.influence.scorer import ScoreResult, score_documents
+    from automixer_core.influence.scores_io import read_scores_parquet, write_scores_parquet
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "automixer_core.influence.config": ["InfluenceConfig"],
+        "automixer_core.influence.params": ["ParamBlock", "select_blocks"],
+        "automixer_core.influence.queries": ["QueryVectors", "build_query_vectors"],
+        "automixer_core.influence.scorer": ["ScoreResult", "score_documents"],
+        "automixer_core.influence.scores_io": ["read_scores_parquet", "write_scores_parquet"],
+    },
+)
 
 __all__ = [
     "InfluenceConfig",

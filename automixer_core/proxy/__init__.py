@@ -9,22 +9,50 @@ Example::
     result.checkpoint_uris  # ['s3://bucket/runs/proxy-1/checkpoint-50', ...]
 """
 
-from automixer_core.proxy.config import ProxyConfig
-from automixer_core.proxy.data import (
-    MixtureSampler,
-    PackedStream,
-    load_mixture_weights,
-    resolve_group_weights,
-)
-from automixer_core.proxy.train import (
-    ProxyRunResult,
-    SavedCheckpoint,
-    build_model,
-    build_optimizer,
-    build_scheduler,
-    lr_at,
-    lr_factor,
-    train_proxy,
+from typing import TYPE_CHECKING
+
+from automixer_core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from automixer_core.proxy.config import ProxyConfig
+    from automixer_core.proxy.data import (
+        MixtureSampler,
+        PackedStream,
+        load_mixture_weights,
+        resolve_group_weights,
+    )
+    from automixer_core.proxy.train import (
+        ProxyRunResult,
+        SavedCheckpoint,
+        build_model,
+        build_optimizer,
+        build_scheduler,
+        lr_at,
+        lr_factor,
+        train_proxy,
+    )
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "automixer_core.proxy.config": ["ProxyConfig"],
+        "automixer_core.proxy.data": [
+            "MixtureSampler",
+            "PackedStream",
+            "load_mixture_weights",
+            "resolve_group_weights",
+        ],
+        "automixer_core.proxy.train": [
+            "ProxyRunResult",
+            "SavedCheckpoint",
+            "build_model",
+            "build_optimizer",
+            "build_scheduler",
+            "lr_at",
+            "lr_factor",
+            "train_proxy",
+        ],
+    },
 )
 
 __all__ = [

@@ -50,12 +50,12 @@ def _raw_config(store: str, checkpoints: Path, data: Path, **execution: Any) -> 
         "store": store,
         "checkpoints": {"uri": str(checkpoints)},
         "benchmarks": {"names": BENCHES, "data_dir": str(data), "eval_limit": 8, "query_limit": 8},
-        # 9 files × 10 documents, 5 per shard: 18 shards, 6 per scoring unit → 3 units per checkpoint
+        # 9 files × 10 documents, 5 per shard: 18 shards, 9 per scoring unit → 2 units per checkpoint
         "corpus": {
             "uri": str(data / "corpus"),
             "max_docs_per_file": 10,
             "shard_docs": 5,
-            "shards_per_task": 6,
+            "shards_per_task": 9,
             "max_doc_chars": 600,
         },
         "influence": {"hessian_samples": 16, "batch_size": 8},
@@ -133,6 +133,13 @@ def _flow_runs(deployment: str) -> list[Any]:
         )
 
 
+def _deployment_pool(name: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.read_deployment_by_name(name).work_pool_name)
+
+
 def _set_deployment_config(name: str, config: dict[str, Any]) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import DeploymentUpdate
@@ -186,8 +193,9 @@ def test_workpool_mode_through_trigger_gives_the_local_mixture(
     ensure_pool("automixer-cpu")
     ensure_pool(GPU_POOL)
     assert deploy(PREFECT_YAML, ["remix", "proxy-train"]) == ["proxy-train/proxy-train", "remix/remix"]
-    assert deploy(PREFECT_YAML, ["score-shards"], pool=GPU_POOL) == ["score-shards/score-shards"]
-    assert deploy(PREFECT_YAML, ["query-vectors"], pool=GPU_POOL) == ["query-vectors/query-vectors"]
+    gpu = deploy(PREFECT_YAML, ["score-shards", "query-vectors"], pool=GPU_POOL)  # both moved, one call
+    assert gpu == ["query-vectors/query-vectors", "score-shards/score-shards"]
+    assert {_deployment_pool(name) for name in gpu} == {GPU_POOL}
 
     store = str(tmp_path / "store")
     config = tmp_path / "workpool.yaml"
@@ -240,7 +248,7 @@ def test_workpool_mode_through_trigger_gives_the_local_mixture(
 
     # one score-shards run per (artifact checkpoint, shard batch), each with a digest-built key
     scoring = [r for r in _flow_runs("score-shards/score-shards") if r.parameters["config"]["store"] == store]
-    n_units = len({k.split("/")[1] for k in _score_keys(store)}) * 3
+    n_units = len({k.split("/")[1] for k in _score_keys(store)}) * 2
     assert len(scoring) == n_units and all(r.state.is_completed() for r in scoring)
     assert all(str(r.idempotency_key).startswith("automixer-score-") for r in scoring)
 
