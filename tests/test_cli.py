@@ -130,7 +130,12 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
             "eval_limit": 4,
             "query_limit": 4,
         },
-        "corpus": {"uri": str(shared_data / "corpus"), "max_docs_per_file": 4, "shard_docs": 4},
+        "corpus": {
+            "uri": str(shared_data / "corpus"),
+            "max_docs_per_file": 4,
+            "shard_docs": 4,
+            "max_doc_chars": 600,
+        },
         "influence": {"estimator": "grad_dot"},
         "aggregation": {"bootstrap": 20},
     }

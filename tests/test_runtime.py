@@ -32,13 +32,19 @@ def _alive(url: str) -> bool:
         return False
 
 
+@pytest.fixture(scope="module")
+def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One PREFECT_HOME for both signals: the second server finds its database migrated."""
+    return tmp_path_factory.mktemp("prefect-home")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_killing_the_cli_process_stops_the_ephemeral_server(tmp_path: Path, sig: signal.Signals) -> None:
+def test_killing_the_cli_process_stops_the_ephemeral_server(prefect_home: Path, sig: signal.Signals) -> None:
     """The process alone is signalled (not its group): SIGTERM runs the at-exit hooks; SIGKILL runs
     nothing in it, and the watchdog it started stops the server."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    env["PREFECT_HOME"] = str(prefect_home)
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT],
         cwd=REPO,

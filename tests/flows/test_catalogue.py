@@ -122,7 +122,7 @@ def published(
         "store": str(root / "store"),
         "checkpoints": {"uri": str(ckpts)},
         "benchmarks": {"names": BENCHES, "data_dir": str(shared_data), "eval_limit": 8, "query_limit": 4},
-        "corpus": {"uri": str(corpus), "shard_docs": 8},
+        "corpus": {"uri": str(corpus), "shard_docs": 8, "max_doc_chars": 600},
         "influence": {"estimator": "grad_dot", "hessian_samples": 8, "batch_size": 8},
         "aggregation": {"bootstrap": 20},
         "publish": {"exports": ["hf_interleave"]},

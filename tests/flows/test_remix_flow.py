@@ -36,7 +36,12 @@ def _config(store: str, checkpoints: Path, data: Path, **over: Any) -> RunConfig
         "store": store,
         "checkpoints": {"uri": str(checkpoints)},
         "benchmarks": {"names": BENCHES, "data_dir": str(data), "eval_limit": 8, "query_limit": 8},
-        "corpus": {"uri": str(data / "corpus"), "max_docs_per_file": 10, "shard_docs": 5},
+        "corpus": {
+            "uri": str(data / "corpus"),
+            "max_docs_per_file": 10,
+            "shard_docs": 5,
+            "max_doc_chars": 600,
+        },
         "influence": {"hessian_samples": 16, "batch_size": 8},
         "aggregation": {"bootstrap": 50},
     }
