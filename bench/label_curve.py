@@ -14,6 +14,9 @@ the majority-group baseline.
 
     python bench/label_curve.py --out runs/demo --mixture 0b19106216868e82
     python bench/label_curve.py --world planted --out runs/demo-planted --mixture a164dbadcbe6a0f0
+
+``--features hidden_state`` (or ``both``) uses the predictor's other features: the mean last-layer
+hidden state of the proxy's last checkpoint (OUT/proxy), computed once for every document.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from label_targets import DEFAULT_DATA, RECORDED_SEED_ACCURACY, _mixture, _texts
 from sklearn.model_selection import train_test_split
 
 from automixer.demo import demo_planted_world, demo_run_config
+from automixer_core.checkpoints import discover_checkpoints, load_checkpoint
 from automixer_core.config import RunConfig
 from automixer_core.labels.agreement import group_agreement
+from automixer_core.labels.embedding import mean_hidden_states
 from automixer_core.labels.predictor import train_group_predictor
 
 GOAL = 0.8  # issue 13: predicted-vs-scored agreement ≥ 0.8 of the seed-to-seed agreement
@@ -56,6 +61,7 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=100, help="smallest training sample")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--features", choices=["ngrams", "hidden_state", "both"], default="ngrams")
     args = ap.parse_args()
     start = time.perf_counter()
 
@@ -70,6 +76,19 @@ def main() -> None:
     truth = membership["group"].astype(str).to_numpy(dtype=object)
     by_id = _texts(cfg.corpus, set(doc_ids))
     texts = np.asarray([by_id[i] for i in doc_ids], dtype=object)
+
+    predictor_cfg = cfg.labeling.predictor.model_copy(update={"features": args.features})
+    embed = None
+    if args.features != "ngrams":
+        last = discover_checkpoints(str(args.out / "proxy")).checkpoints[-1]
+        model, tokenizer = load_checkpoint(last, device="cpu")
+        hidden = mean_hidden_states(
+            model, tokenizer, texts.tolist(), max_tokens=predictor_cfg.hidden_max_tokens
+        )
+        row = {t: i for i, t in enumerate(texts.tolist())}
+
+        def embed(batch: list[str]) -> np.ndarray:
+            return hidden[[row[t] for t in batch]]
 
     seed_acc, seed_note = RECORDED_SEED_ACCURACY[args.world], "recorded in docs/RESULTS.md"
     if args.seed_mixture:
@@ -90,7 +109,8 @@ def main() -> None:
     base = float(np.mean(truth[test] == majority))
 
     print(
-        f"mixture {mixture_id}: {len(truth)} scored documents, {len(set(truth))} groups; held out "
+        f"mixture {mixture_id}: {len(truth)} scored documents, {len(set(truth))} groups; features "
+        f"{args.features}; held out "
         f"{len(test)} (stratified, seed {args.seed}); yardstick {seed_acc:.3f} ({seed_note})\n"
     )
     print("| scored documents n | accuracy (mean [min, max]) | macro-F1 | acc / seed | fit s |")
@@ -108,9 +128,9 @@ def main() -> None:
             )
             t = time.perf_counter()
             predictor, _ = train_group_predictor(
-                texts[train].tolist(), truth[train].tolist(), None, cfg.labeling.predictor
+                texts[train].tolist(), truth[train].tolist(), None, predictor_cfg, embed=embed
             )
-            got = predictor.predict(texts[test].tolist()).groups
+            got = predictor.predict(texts[test].tolist(), embed).groups
             secs.append(time.perf_counter() - t)
             agree = group_agreement(truth[test].tolist(), list(got))
             accs.append(float(agree["accuracy"]))
@@ -138,6 +158,11 @@ def main() -> None:
         )
     else:
         print("Accuracy does not grow with n here: more scored documents would not reach the goal.")
+    half = 1.96 * np.sqrt(ys[-1] * (1 - ys[-1]) / len(test))
+    print(
+        f"One held-out set of {len(test)} documents: a single accuracy near {ys[-1]:.2f} has a 95% "
+        f"binomial half-width of ±{half:.3f}; the repeats' range shows only the training subsets' spread."
+    )
     print(f"seconds: {time.perf_counter() - start:.1f}")
 
 
