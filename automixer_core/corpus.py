@@ -392,12 +392,18 @@ def read_shard(
 
     They are the same documents, with the same ids, as :func:`iter_documents` yields for those rows.
     """
-    store, found, _ = _resolve(uri)
-    if shard.file not in found:
-        raise CorpusError(
-            f"Corpus {uri!r} has no file {shard.file!r} (shard {shard.digest})",
-            fix="cut the shards again with make_shards(uri, max_docs): the corpus has changed",
-        )
+    store = Store(uri)
+    try:  # a folder holding the file: one lookup, not a listing of the corpus per shard
+        present = _is_corpus_file(shard.file) and store.exists(shard.file)
+    except Exception:  # a URI the store cannot look into: _resolve below names the problem
+        present = False
+    if not present:  # a corpus that is one file, or the file is gone
+        store, found, _ = _resolve(uri)
+        if shard.file not in found:
+            raise CorpusError(
+                f"Corpus {uri!r} has no file {shard.file!r} (shard {shard.digest})",
+                fix="cut the shards again with make_shards(uri, max_docs): the corpus has changed",
+            )
     yield from _iter_file(
         store,
         shard.file,

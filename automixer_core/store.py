@@ -77,6 +77,12 @@ def join(*parts: str) -> str:
     return head
 
 
+#: Object stores whose PUT is atomic: a reader sees the whole object or none (a multipart upload
+#: appears when it completes), so a write there is one request and needs no temporary object. Any
+#: other filesystem (local, SFTP, ...) writes a temporary file and renames it (DECISIONS 51).
+ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
+
+
 class Store:
     """A root URI under which artifacts live at relative keys (``evals/abc/arc_easy.json``).
 
@@ -197,11 +203,14 @@ class Store:
         """Keys (relative to the root) of the files under ``prefix``, sorted; [] if none."""
         base = self.path(prefix)
         with self._guard("list", prefix):
-            if not self.fs.exists(base):
+            if recursive:  # one listing: find gives [] for nothing there, [base] for a file
+                paths = self.fs.find(base)
+            elif not self.fs.exists(base):
                 return []
-            if self.fs.isfile(base):
+            elif self.fs.isfile(base):
                 return [prefix.strip("/")]
-            paths = self.fs.find(base) if recursive else self.fs.ls(base, detail=False)
+            else:
+                paths = self.fs.ls(base, detail=False)
         keys = []
         root = self._root_path.rstrip("/")
         for p in paths:
@@ -211,7 +220,8 @@ class Store:
             if not recursive and self.fs.isdir(p):
                 keys.append(posixpath.relpath(p, root) + "/")
                 continue
-            keys.append(posixpath.relpath(p, root))
+            key = posixpath.relpath(p, root)
+            keys.append("" if key == "." else key)  # the root itself is a file
         return sorted(keys)
 
     def info(self, key: str) -> dict[str, Any]:
@@ -268,9 +278,19 @@ class Store:
         else:
             self.fs.mv(tmp, final)
 
+    @property
+    def _atomic_put(self) -> bool:
+        """Whether one write of an object is already atomic (an object store's PUT)."""
+        protocol = self.fs.protocol
+        return bool(({protocol} if isinstance(protocol, str) else set(protocol)) & ATOMIC_PUT_PROTOCOLS)
+
     def write_bytes(self, key: str, data: bytes) -> str:
         """Write ``data`` to ``key`` atomically; returns the key's URI."""
         final = self.path(key)
+        if self._atomic_put:
+            with self._guard("write", key):
+                self.fs.pipe_file(final, data)
+            return self.uri(key)
         tmp = self._tmp_for(key)
         with self._guard("write", key):
             if self.is_local:
@@ -292,6 +312,10 @@ class Store:
     def put_file(self, local_path: str | Path, key: str) -> str:
         """Upload one local file to ``key`` atomically."""
         final = self.path(key)
+        if self._atomic_put:
+            with self._guard("write", key):
+                self.fs.put_file(str(local_path), final)
+            return self.uri(key)
         tmp = self._tmp_for(key)
         with self._guard("write", key):
             if self.is_local:

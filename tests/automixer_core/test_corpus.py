@@ -209,6 +209,34 @@ def test_shard_digest_changes_only_with_its_file(tmp_path: Path) -> None:
     assert changed == ["b/two.jsonl.gz"]
 
 
+def test_reading_a_shard_looks_up_its_file_without_listing_the_corpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One lookup per shard: on an object store, listing a corpus of N files for each of its shards
+    costs N/1000 requests per shard. A corpus that is one file, and a file that is gone, still work."""
+    _shard_corpus(tmp_path)
+    shards = make_shards(str(tmp_path), max_docs=3)
+    expected = list(iter_documents(str(tmp_path)))
+    listed: list[str] = []
+    real_list = Store.list
+
+    def spy(self: Store, prefix: str = "", **kwargs: bool) -> list[str]:
+        listed.append(self.uri(prefix))
+        return real_list(self, prefix, **kwargs)
+
+    monkeypatch.setattr(Store, "list", spy)
+    assert [d for s in shards for d in read_shard(str(tmp_path), s)] == expected
+    assert listed == []
+
+    single = str(tmp_path / "a" / "one.jsonl")  # the corpus is this one file
+    (first,) = [s for s in make_shards(single, max_docs=10)]
+    assert [d.text for d in read_shard(single, first)] == [d.text for d in expected[:7]]
+
+    (tmp_path / "b" / "two.jsonl.gz").unlink()
+    with pytest.raises(CorpusError, match=r"has no file 'b/two\.jsonl\.gz'.*cut the shards again"):
+        list(read_shard(str(tmp_path), shards[3]))
+
+
 # --- S3 ------------------------------------------------------------------------------------------
 
 

@@ -34,6 +34,8 @@ def test_roundtrip_json_bytes_text(store: Store) -> None:
     assert not store.exists("a/b/missing.json")
     assert store.list("a") == ["a/b/c.json", "a/raw.bin"]
     assert store.list("nothing-here") == []
+    assert store.list("a/b/c.json") == ["a/b/c.json"]  # a file lists as itself
+    assert Store(store.uri("a/b/c.json")).list() == [""]  # and a store rooted at a file, as ""
 
 
 def test_digest_is_sha256_of_content(store: Store) -> None:
@@ -47,6 +49,33 @@ def test_overwrite_is_atomic_and_leaves_no_temporaries(store: Store) -> None:
     store.write_json("k.json", {"v": 2})
     assert store.read_json("k.json") == {"v": 2}
     assert store.list("") == ["k.json"]  # no temporary keys left behind or listed
+
+
+def test_an_object_store_write_is_one_put(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3's PUT is atomic: a write is one request (no temporary object copied and deleted), and a
+    recursive listing is one listing. Counted at the S3 client, against the real endpoint."""
+    import s3fs
+
+    calls: list[str] = []
+    real = s3fs.S3FileSystem._call_s3
+
+    async def counting(self: s3fs.S3FileSystem, method: str, *args: object, **kwargs: object) -> object:
+        calls.append(str(method))
+        return await real(self, method, *args, **kwargs)
+
+    store = Store(f"{s3_bucket}/prefix")
+    store.write_text("a/seed.txt", "x")  # the client and the bucket are known from here on
+    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counting)
+    store.write_json("a/b.json", {"x": 1})
+    (tmp_path / "f.bin").write_bytes(b"123")
+    store.put_file(tmp_path / "f.bin", "a/f.bin")
+    assert calls == ["put_object", "put_object"]
+    calls.clear()
+    assert store.list("a") == ["a/b.json", "a/f.bin", "a/seed.txt"]
+    assert calls == ["list_objects_v2"]
+    assert store.read_json("a/b.json") == {"x": 1} and store.read_bytes("a/f.bin") == b"123"
 
 
 def test_fingerprint_changes_when_and_only_when_files_change(store: Store) -> None:
