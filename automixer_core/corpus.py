@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from automixer_core.errors import CorpusError
+from automixer_core.errors import CorpusError, StorageError
 from automixer_core.store import Store
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -392,27 +392,35 @@ def read_shard(
 
     They are the same documents, with the same ids, as :func:`iter_documents` yields for those rows.
     """
-    store = Store(uri)
-    try:  # a folder holding the file: one lookup, not a listing of the corpus per shard
-        present = _is_corpus_file(shard.file) and store.exists(shard.file)
-    except Exception:  # a URI the store cannot look into: _resolve below names the problem
-        present = False
-    if not present:  # a corpus that is one file, or the file is gone
+
+    def gone() -> CorpusError:
+        return CorpusError(
+            f"Corpus {uri!r} has no file {shard.file!r} (shard {shard.digest})",
+            fix="cut the shards again with make_shards(uri, max_docs): the corpus has changed",
+        )
+
+    key = shard.file
+    inside = _is_corpus_file(key) and not key.startswith("/") and ".." not in key.split("/")
+    if inside and not _is_corpus_file(uri):
+        store = Store(uri)  # a folder holding the file: read it, no listing of the corpus per shard
+    else:  # a corpus that is one file, or a key that does not name a file under the folder
         store, found, _ = _resolve(uri)
-        if shard.file not in found:
-            raise CorpusError(
-                f"Corpus {uri!r} has no file {shard.file!r} (shard {shard.digest})",
-                fix="cut the shards again with make_shards(uri, max_docs): the corpus has changed",
-            )
-    yield from _iter_file(
-        store,
-        shard.file,
-        start=shard.start,
-        stop=shard.stop,
-        text_field=text_field,
-        id_field=id_field,
+        if key not in found:
+            raise gone()
+    docs = _iter_file(
+        store, key, start=shard.start, stop=shard.stop, text_field=text_field, id_field=id_field,
         group_field=group_field,
-    )
+    )  # fmt: skip
+    try:
+        first = next(docs)
+    except StopIteration:
+        return
+    except StorageError as exc:  # opening it: the file is gone since the shards were cut
+        if isinstance(exc.__cause__, FileNotFoundError):
+            raise gone() from exc
+        raise
+    yield first
+    yield from docs
 
 
 def _count_and_digest(store: Store, key: str) -> tuple[int, str]:

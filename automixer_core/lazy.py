@@ -5,10 +5,13 @@ validation packages; importing those packages eagerly would pull torch and trans
 on the CI machine) into every command that only reads a config, such as ``automixer trigger``.
 A package instead declares where each public name lives::
 
-    __getattr__, __dir__ = lazy_exports(__name__, {"automixer_core.proxy.train": ["train_proxy"]})
+    if TYPE_CHECKING:  # what mypy reads
+        from automixer_core.proxy.train import train_proxy
+    if not TYPE_CHECKING:  # what runs (mypy would take a module __getattr__ as "any name is Any")
+        __getattr__, __dir__ = lazy_exports(__name__, {"automixer_core.proxy.train": ["train_proxy"]})
 
 and ``from automixer_core.proxy import train_proxy`` imports ``automixer_core.proxy.train`` at that
-moment. The package keeps the same imports under ``typing.TYPE_CHECKING`` for mypy.
+moment. ``tests/automixer_core/test_lazy.py`` holds the two lists equal.
 """
 
 from __future__ import annotations

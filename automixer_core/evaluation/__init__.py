@@ -51,39 +51,40 @@ if TYPE_CHECKING:
         score_instances,
     )
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "automixer_core.evaluation.config": [
-            "DEFAULT_MAX_LENGTH",
-            "EvalConfig",
-            "LoglikelihoodResult",
-            "TokenPair",
-        ],
-        "automixer_core.evaluation.encoding": [
-            "encode_instance",
-            "encode_pair",
-            "encode_pairs",
-            "gold_pair",
-            "gold_pairs",
-            "resolve_max_length",
-        ],
-        "automixer_core.evaluation.metrics": [
-            "BenchmarkResult",
-            "evaluate_benchmark",
-            "gold_loglikelihoods",
-            "mean_stderr",
-            "predictions",
-            "summarize",
-        ],
-        "automixer_core.evaluation.scoring": [
-            "ScoreStats",
-            "loglikelihood",
-            "loglikelihood_tokens",
-            "score_instances",
-        ],
-    },
-)
+if not TYPE_CHECKING:  # mypy reads the imports above; a module __getattr__ would make every name Any
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "automixer_core.evaluation.config": [
+                "DEFAULT_MAX_LENGTH",
+                "EvalConfig",
+                "LoglikelihoodResult",
+                "TokenPair",
+            ],
+            "automixer_core.evaluation.encoding": [
+                "encode_instance",
+                "encode_pair",
+                "encode_pairs",
+                "gold_pair",
+                "gold_pairs",
+                "resolve_max_length",
+            ],
+            "automixer_core.evaluation.metrics": [
+                "BenchmarkResult",
+                "evaluate_benchmark",
+                "gold_loglikelihoods",
+                "mean_stderr",
+                "predictions",
+                "summarize",
+            ],
+            "automixer_core.evaluation.scoring": [
+                "ScoreStats",
+                "loglikelihood",
+                "loglikelihood_tokens",
+                "score_instances",
+            ],
+        },
+    )
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",

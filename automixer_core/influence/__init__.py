@@ -21,16 +21,17 @@ if TYPE_CHECKING:
     from automixer_core.influence.scorer import ScoreResult, score_documents
     from automixer_core.influence.scores_io import read_scores_parquet, write_scores_parquet
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "automixer_core.influence.config": ["InfluenceConfig"],
-        "automixer_core.influence.params": ["ParamBlock", "select_blocks"],
-        "automixer_core.influence.queries": ["QueryVectors", "build_query_vectors"],
-        "automixer_core.influence.scorer": ["ScoreResult", "score_documents"],
-        "automixer_core.influence.scores_io": ["read_scores_parquet", "write_scores_parquet"],
-    },
-)
+if not TYPE_CHECKING:  # mypy reads the imports above; a module __getattr__ would make every name Any
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "automixer_core.influence.config": ["InfluenceConfig"],
+            "automixer_core.influence.params": ["ParamBlock", "select_blocks"],
+            "automixer_core.influence.queries": ["QueryVectors", "build_query_vectors"],
+            "automixer_core.influence.scorer": ["ScoreResult", "score_documents"],
+            "automixer_core.influence.scores_io": ["read_scores_parquet", "write_scores_parquet"],
+        },
+    )
 
 __all__ = [
     "InfluenceConfig",

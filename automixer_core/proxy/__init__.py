@@ -32,28 +32,29 @@ if TYPE_CHECKING:
         train_proxy,
     )
 
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "automixer_core.proxy.config": ["ProxyConfig"],
-        "automixer_core.proxy.data": [
-            "MixtureSampler",
-            "PackedStream",
-            "load_mixture_weights",
-            "resolve_group_weights",
-        ],
-        "automixer_core.proxy.train": [
-            "ProxyRunResult",
-            "SavedCheckpoint",
-            "build_model",
-            "build_optimizer",
-            "build_scheduler",
-            "lr_at",
-            "lr_factor",
-            "train_proxy",
-        ],
-    },
-)
+if not TYPE_CHECKING:  # mypy reads the imports above; a module __getattr__ would make every name Any
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "automixer_core.proxy.config": ["ProxyConfig"],
+            "automixer_core.proxy.data": [
+                "MixtureSampler",
+                "PackedStream",
+                "load_mixture_weights",
+                "resolve_group_weights",
+            ],
+            "automixer_core.proxy.train": [
+                "ProxyRunResult",
+                "SavedCheckpoint",
+                "build_model",
+                "build_optimizer",
+                "build_scheduler",
+                "lr_at",
+                "lr_factor",
+                "train_proxy",
+            ],
+        },
+    )
 
 __all__ = [
     "MixtureSampler",

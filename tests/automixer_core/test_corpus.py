@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -231,6 +232,11 @@ def test_reading_a_shard_looks_up_its_file_without_listing_the_corpus(
     single = str(tmp_path / "a" / "one.jsonl")  # the corpus is this one file
     (first,) = [s for s in make_shards(single, max_docs=10)]
     assert [d.text for d in read_shard(single, first)] == [d.text for d in expected[:7]]
+
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.jsonl"  # a key out of the corpus folder
+    outside.write_text(json.dumps({"id": "x", "text": "not in this corpus"}) + "\n")
+    with pytest.raises(CorpusError, match="has no file"):
+        list(read_shard(str(tmp_path), dataclasses.replace(shards[0], file=f"../{outside.name}")))
 
     (tmp_path / "b" / "two.jsonl.gz").unlink()
     with pytest.raises(CorpusError, match=r"has no file 'b/two\.jsonl\.gz'.*cut the shards again"):

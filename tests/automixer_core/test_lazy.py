@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -25,14 +28,30 @@ def test_reading_a_config_imports_no_torch_or_transformers() -> None:
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def _typed_imports(package: str) -> dict[str, str]:
+    """name → module of the imports under ``if TYPE_CHECKING:`` in the package's ``__init__``."""
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.origin is not None
+    tree = ast.parse(Path(spec.origin).read_text())
+    typed = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module is not None
+                typed.update({a.name: imp.module for a in imp.names})
+    return typed
+
+
 @pytest.mark.parametrize("package", LAZY_PACKAGES)
-def test_every_exported_name_is_the_defining_modules_object(package: str) -> None:
+def test_every_exported_name_is_the_typed_imports_object(package: str) -> None:
+    """What runs (the lazy map) gives, for every name of ``__all__``, the object mypy checked (the
+    ``TYPE_CHECKING`` import): the same module, the same name."""
+    typed = _typed_imports(package)
     pkg = importlib.import_module(package)
+    assert sorted(typed) == sorted(pkg.__all__)
     assert set(pkg.__all__) <= set(dir(pkg))
-    for name in pkg.__all__:
-        value = getattr(pkg, name)
-        module = importlib.import_module(getattr(value, "__module__", None) or package)
-        assert getattr(module, name, value) is value, (package, name)
+    for name, module in typed.items():
+        assert getattr(pkg, name) is getattr(importlib.import_module(module), name), (package, name)
     with pytest.raises(AttributeError, match="has no attribute 'not_a_name'"):
         getattr(pkg, "not_a_name")  # noqa: B009
 

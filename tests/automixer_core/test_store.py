@@ -119,6 +119,7 @@ def test_unreachable_bucket_is_a_clear_error(s3_endpoint: str) -> None:
     with pytest.raises(StorageError) as err:
         store.write_json("k.json", {"a": 1})
     assert "no-such-bucket" in str(err.value)
+    assert store.list() == [] and not store.exists("k.json")  # nothing there to read: empty, as before
 
 
 def test_check_writable_leaves_nothing_and_names_a_missing_bucket(store: Store, s3_endpoint: str) -> None:
