@@ -79,8 +79,8 @@ def join(*parts: str) -> str:
 
 #: Object stores whose PUT is atomic: a reader sees the whole object or none (a multipart upload
 #: appears when it completes; memory:// writes a whole value), so a write there is one request and
-#: needs no temporary object. Any
-#: other filesystem (local, SFTP, ...) writes a temporary file and renames it (DECISIONS 51).
+#: needs no temporary object. Any other filesystem (local, SFTP, ...) writes a temporary file and
+#: renames it (DECISIONS 51).
 ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
 
 
@@ -97,6 +97,9 @@ class Store:
     def __init__(self, root: str | Path) -> None:
         self.root = str(root).rstrip("/") or "/"
         self.fs, self._root_path = split_uri(self.root)
+        protocol = self.fs.protocol
+        self._protocols = frozenset([protocol] if isinstance(protocol, str) else protocol)
+        self._atomic_put = bool(self._protocols & ATOMIC_PUT_PROTOCOLS)
         if self.is_local:
             self._root_path = os.path.abspath(self._root_path)
 
@@ -282,12 +285,6 @@ class Store:
         else:
             self.fs.mv(tmp, final)
 
-    @property
-    def _atomic_put(self) -> bool:
-        """Whether one write of an object is already atomic (an object store's PUT)."""
-        protocol = self.fs.protocol
-        return bool(({protocol} if isinstance(protocol, str) else set(protocol)) & ATOMIC_PUT_PROTOCOLS)
-
     def write_bytes(self, key: str, data: bytes) -> str:
         """Write ``data`` to ``key`` atomically; returns the key's URI."""
         final = self.path(key)
@@ -318,7 +315,7 @@ class Store:
         final = self.path(key)
         if self._atomic_put:
             with self._guard("write", key):
-                if "memory" in self.fs.protocol:  # its upload shows a growing file: one put instead
+                if "memory" in self._protocols:  # its upload shows a growing file: one put instead
                     self.fs.pipe_file(final, Path(local_path).read_bytes())
                 else:
                     self.fs.put_file(str(local_path), final)

@@ -27,12 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from label_targets import DEFAULT_DATA, RECORDED_SEED_ACCURACY, _mixture, _texts
+from label_targets import DEFAULT_DATA, RECORDED_SEED_ACCURACY, _mixture, _texts, demo_config
 from sklearn.model_selection import train_test_split
 
-from automixer.demo import demo_planted_world, demo_run_config
 from automixer_core.checkpoints import discover_checkpoints, load_checkpoint
-from automixer_core.config import RunConfig
 from automixer_core.labels.agreement import group_agreement
 from automixer_core.labels.embedding import mean_hidden_states
 from automixer_core.labels.predictor import train_group_predictor
@@ -65,10 +63,7 @@ def main() -> None:
     args = ap.parse_args()
     start = time.perf_counter()
 
-    world = None
-    if args.world == "planted":
-        args.data, world = demo_planted_world(args.out)
-    cfg = RunConfig.model_validate(demo_run_config(args.data, args.out, world=world))
+    cfg = demo_config(args.data, args.out, args.world)
     assert cfg.corpus is not None
     store = args.out / "store"
     mixture_id, _, membership = _mixture(store, args.mixture)

@@ -83,6 +83,14 @@ Fit = Callable[[sp.csr_matrix, np.ndarray, sp.csr_matrix], tuple[np.ndarray, np.
 # --- inputs --------------------------------------------------------------------------------------
 
 
+def demo_config(data: Path, out: Path, world: str) -> RunConfig:
+    """The run config of the demo in ``out`` (``world`` real: on ``data``; planted: on its world)."""
+    planted = None
+    if world == "planted":
+        data, planted = demo_planted_world(out)
+    return RunConfig.model_validate(demo_run_config(data, out, world=planted))
+
+
 def _mixture(store: Path, mixture_id: str | None) -> tuple[str, Any, pd.DataFrame]:
     if mixture_id is None:
         mixture_id = str(json.loads((store / "mixtures" / "latest.json").read_text())["id"])
@@ -259,10 +267,7 @@ def main() -> None:
     args = ap.parse_args()
     start = time.perf_counter()
 
-    world = None
-    if args.world == "planted":
-        args.data, world = demo_planted_world(args.out)
-    cfg = RunConfig.model_validate(demo_run_config(args.data, args.out, world=world))
+    cfg = demo_config(args.data, args.out, args.world)
     agg_cfg, pred_cfg = cfg.aggregation, cfg.labeling.predictor
     store = args.out / "store"
     mixture_id, mixture, membership = _mixture(store, args.mixture)
