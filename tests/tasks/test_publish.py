@@ -26,7 +26,7 @@ from automixer_core.config import CorpusConfig
 from automixer_core.corpus import make_shards, read_shard
 from automixer_core.errors import ConfigError, StorageError
 from automixer_core.influence import InfluenceConfig
-from automixer_core.mixture import membership_from_parquet, mixture_from_aggregation
+from automixer_core.mixture import Driver, membership_from_parquet, mixture_from_aggregation
 from automixer_core.published import read_published_mixture
 from automixer_core.selection import select_artifacts
 from automixer_core.store import Store
@@ -218,7 +218,18 @@ def test_publish_writes_a_report_from_the_store_and_readable_artifacts(
         assert all(isinstance(v, str) for v in row.values())
         assert re.fullmatch(r"\d+\.\d%", row["weight"]) and re.fullmatch(r"\d+\.\d%", row["token share"])
         assert re.fullmatch(r"\d+\.\d–\d+\.\d%", row["interval"])
-        assert len(row["driven by"]) <= 60
+        assert len(row["driven by"]) <= 40
+    # the top ARTIFACT_DRIVERS benchmarks with a share, in order (more overflow the UI's table)
+    top = tasks.mixture_artifacts.ARTIFACT_DRIVERS
+    drivers = [Driver(benchmark=f"bench_{i}", share=s, contribution=s) for i, s in enumerate([0.5, 0.3, 0.2])]
+    groups = [g.model_copy(update={"driven_by": drivers}) for g in mixture.groups] + mixture.groups
+    for g in groups:
+        (row,) = tasks.mixture_artifacts.weight_rows([g], "group")
+        named = [d for d in g.driven_by if d.share > 0][:top]
+        assert row["driven by"] == (", ".join(f"{d.benchmark} {100 * d.share:.0f}%" for d in named) or "–")
+    assert (
+        tasks.mixture_artifacts.weight_rows(groups[:1], "group")[0]["driven by"] == "bench_0 50%, bench_1 30%"
+    )
     total = int(membership["n_tokens"].sum())
     for g in mixture.groups:
         row = next(r for r in weights if r["group"] == g.name)
