@@ -61,7 +61,7 @@ from transformers import AutoTokenizer
 
 from automixer.demo import demo_planted_world, demo_run_config
 from automixer_core.aggregation import RESIDUAL, AggregationConfig, aggregate
-from automixer_core.aggregation import _harmful_domains as core_harmful_domains
+from automixer_core.aggregation.residual import _harmful_domains as core_harmful_domains
 from automixer_core.config import CorpusConfig, RunConfig
 from automixer_core.labels.agreement import group_agreement
 from automixer_core.labels.features import Featurizer

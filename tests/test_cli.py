@@ -271,7 +271,7 @@ def test_a_run_that_fails_exits_1_with_one_message(
     assert len(logs) == 1
     text = logs[0].read_text()
     assert text.count("Traceback (most recent call last)") >= 3  # the task's, the flow's, the CLI's
-    assert "automixer_core/checkpoints.py" in text and "CheckpointError" in text
+    assert "automixer_core/checkpoints/discovery.py" in text and "CheckpointError" in text
 
 
 def test_trigger_names_an_unreachable_server(monkeypatch: pytest.MonkeyPatch) -> None:
