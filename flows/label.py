@@ -185,11 +185,13 @@ def label_flow(config: RunConfig, mixture: str | None = None) -> dict[str, Any]:
         ],
         description=f"labels {label_id} of mixture {mix.id}: documents per group",
     )
+    majority = report.get("majority_accuracy")  # absent from predictors stored before it was recorded
+    baseline = "" if majority is None else f" (the largest group alone: {100 * majority:.1f}%)"
     create_markdown_artifact(
         key="label-summary",
         markdown=f"## Labels `{label_id}` of mixture `{mix.id}`\n\n"
         f"{summary['documents']:,} documents: {summary['scored']:,} scored, {summary['predicted']:,} "
-        f"predicted. Predictor held-out accuracy {100 * report['accuracy']:.1f}%, macro-F1 "
+        f"predicted. Predictor held-out accuracy {100 * report['accuracy']:.1f}%{baseline}, macro-F1 "
         f"{100 * report['macro_f1']:.1f}% ({report['n_holdout']:,} held-out scored documents).\n\n"
         f"Summary: `{doc['uri']}`",
     )

@@ -138,9 +138,11 @@ def train_predictor_task(
     doc = {**report.to_dict(), "mixture_id": mixture_id, "code_version": CODE_VERSION}
     store.write_json(done, doc)
     get_run_logger().info(
-        "Group predictor %s: held-out accuracy %.3f, macro-F1 %.3f (%d train, %d held out)",
+        "Group predictor %s: held-out accuracy %.3f (the largest group alone: %.3f), macro-F1 %.3f "
+        "(%d train, %d held out)",
         digest,
         report.accuracy,
+        report.majority_accuracy,
         report.macro_f1,
         report.n_train,
         report.n_holdout,

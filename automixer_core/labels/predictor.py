@@ -100,6 +100,9 @@ class PredictorReport:
         calibration_error: ECE of the max probability on the holdout, 10 equal-width bins.
         calibrated: whether the probabilities are sigmoid-calibrated (see the module docstring).
         score_r2: score column → R² on the holdout (NaN where the holdout column is constant).
+        majority_accuracy: the holdout accuracy of always answering the training split's largest
+            group (ties: the first by name), what ``accuracy`` must beat to say the text tells the
+            groups apart; NaN without a holdout.
         seconds: wall time of the whole training call (both fits and the evaluation).
     """
 
@@ -113,11 +116,22 @@ class PredictorReport:
     calibration_error: float
     calibrated: bool
     score_r2: dict[str, float] = field(default_factory=dict)
+    majority_accuracy: float = float("nan")
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (NaN becomes None)."""
         return _json_safe(asdict(self))
+
+
+def majority_accuracy(train: np.ndarray, holdout: np.ndarray) -> float:
+    """Accuracy on ``holdout`` [H] of answering the most frequent label of ``train`` [N] (ties: the
+    first by name) for every document; NaN when either is empty."""
+    if len(train) == 0 or len(holdout) == 0:
+        return float("nan")
+    counts = Counter(str(g) for g in train)
+    top = min(counts, key=lambda g: (-counts[g], g))
+    return float(np.mean(np.asarray(holdout, dtype=object) == top))
 
 
 def _json_safe(value: Any) -> Any:
@@ -478,6 +492,7 @@ def train_group_predictor(
         calibration_error=ece,
         calibrated=calibrate,
         score_r2=r2,
+        majority_accuracy=majority_accuracy(y[tr], y[ho]),
         seconds=time.perf_counter() - start,
     )
     return final, report

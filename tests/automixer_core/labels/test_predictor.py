@@ -21,6 +21,7 @@ from automixer_core.labels import (
     PredictorReport,
     train_group_predictor,
 )
+from automixer_core.labels.predictor import majority_accuracy
 
 GROUPS = ["arc_easy", "piqa", "residual", "sciq"]
 PER_GROUP = 200
@@ -122,6 +123,8 @@ def test_report_is_consistent(trained: tuple[GroupPredictor, PredictorReport]) -
     assert conf.shape == (4, 4) and conf.sum() == report.n_holdout
     assert conf.sum(axis=1).tolist() == [40] * 4
     assert report.accuracy == pytest.approx(np.trace(conf) / conf.sum())
+    # Every group has 160 training documents: the tie goes to the first name, arc_easy (row 0).
+    assert report.majority_accuracy == pytest.approx(conf[0].sum() / conf.sum()) == pytest.approx(0.25)
     assert report.calibrated  # 160 training documents per group ≥ 6
     assert 0.0 <= report.calibration_error <= 0.2
     assert report.seconds > 0
@@ -320,3 +323,13 @@ def test_from_bytes_refuses_other_versions_and_garbage() -> None:
         GroupPredictor.from_bytes(b"not a pickle")
     with pytest.raises(ModelError, match="no group predictor"):
         GroupPredictor.from_bytes(pickle.dumps({"format": "something else"}))
+
+
+def test_majority_accuracy_answers_the_largest_training_group() -> None:
+    """The baseline the report gives next to the accuracy, against hand counts."""
+    train = np.array(["b", "a", "b", "c", "b", "a"], dtype=object)  # b is the largest (3)
+    holdout = np.array(["b", "a", "c", "b", "b"], dtype=object)
+    assert majority_accuracy(train, holdout) == pytest.approx(3 / 5)
+    tie = np.array(["c", "a", "c", "a"], dtype=object)  # a tie: the first name, a
+    assert majority_accuracy(tie, holdout) == pytest.approx(1 / 5)
+    assert np.isnan(majority_accuracy(train, holdout[:0])) and np.isnan(majority_accuracy(train[:0], holdout))
