@@ -22,21 +22,12 @@ from automixer.cli import (
 )
 
 
-def majority_phrase(report: dict[str, Any]) -> str:
-    """`` (the largest group alone: 0.365)``, or nothing for a report without that figure (a
-    predictor trained before it was recorded, or no holdout)."""
-    value = report.get("majority_accuracy")
-    return "" if value is None else f" (the largest group alone: {value:.3f})"
-
-
 def print_labels(out: dict[str, Any]) -> None:
     """The predictor's held-out agreement, then the documents per group next to the mixture's weights."""
+    from automixer_core.labels.summary import accuracy_sentence
+
     report = out["predictor"]["report"]
-    console.print(
-        f"Group predictor {out['predictor']['digest']}: held-out accuracy {report['accuracy']:.3f}"
-        f"{majority_phrase(report)}, macro-F1 {report['macro_f1']:.3f} on {report['n_holdout']:,} "
-        f"scored documents ({report['n_train']:,} to train)"
-    )
+    console.print(f"Group predictor {out['predictor']['digest']}: {accuracy_sentence(report)}")
     summary = out["summary"]
     table = Table(
         title=f"Labels {out['id']}: {summary['documents']:,} documents, {summary['scored']:,} scored, "

@@ -56,6 +56,7 @@ from torch import nn
 
 from automixer_core.checkpoints import load_checkpoint
 from automixer_core.config import RunConfig
+from automixer_core.errors import InfluenceError
 from automixer_core.influence.config import InfluenceConfig
 from automixer_core.influence.queries import QueryVectors
 from automixer_core.influence.scorer import score_documents
@@ -135,7 +136,10 @@ def _queries(
         best: tuple[float, QueryVectors] | None = None
         for f in sorted((store / "queries" / fingerprint / b).glob("*.safetensors")):
             qv = QueryVectors.load(f)
-            got = score_documents(model, [(str(i), d) for i, d in enumerate(docs)], qv, inf).scores[:, 0]
+            try:
+                got = score_documents(model, [(str(i), d) for i, d in enumerate(docs)], qv, inf).scores[:, 0]
+            except InfluenceError:  # built with another estimator, layer selection or Adam flag
+                continue
             err = float(np.abs(got - truth[:, j]).max() / np.abs(truth[:, j]).max())
             if best is None or err < best[0]:
                 best = (err, qv)
@@ -191,6 +195,8 @@ def main() -> None:
         by_ckpt.setdefault(a.checkpoint, []).append(j)
     for ckpt, cols in by_ckpt.items():
         model, _ = load_checkpoint(args.out / "proxy" / ckpt, dtype=torch.float32)
+        if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
+            raise SystemExit(f"{ckpt} does not tie its embeddings: the head use has its own query block")
         names = [benchmarks[j] for j in cols]
         sub = ids[: args.check]
         qv, full_err = _queries(store, fingerprints[ckpt], names, model, sub, y[: args.check][:, cols], inf)
@@ -267,7 +273,7 @@ def main() -> None:
         "var(head) / var(full)": head.var(axis=0) / var,
         "var(embed) / var(full)": embed.var(axis=0) / var,
         "2 cov(head, embed) / var(full)": 2
-        * np.array([np.cov(head[:, j], embed[:, j])[0, 1] for j in range(nb)])
+        * np.array([np.cov(head[:, j], embed[:, j], bias=True)[0, 1] for j in range(nb)])
         / var,
     }
     print("\nChecks: " + "; ".join(checks))

@@ -21,6 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 import automixer_core
 from automixer_core.config import RunConfig
 from automixer_core.errors import ConfigError
+from automixer_core.labels.summary import accuracy_sentence
 from automixer_core.published import read_published_mixture
 from automixer_core.store import Store
 from flows.naming import run_name
@@ -185,14 +186,11 @@ def label_flow(config: RunConfig, mixture: str | None = None) -> dict[str, Any]:
         ],
         description=f"labels {label_id} of mixture {mix.id}: documents per group",
     )
-    majority = report.get("majority_accuracy")  # absent from predictors stored before it was recorded
-    baseline = "" if majority is None else f" (the largest group alone: {100 * majority:.1f}%)"
     create_markdown_artifact(
         key="label-summary",
         markdown=f"## Labels `{label_id}` of mixture `{mix.id}`\n\n"
         f"{summary['documents']:,} documents: {summary['scored']:,} scored, {summary['predicted']:,} "
-        f"predicted. Predictor held-out accuracy {100 * report['accuracy']:.1f}%{baseline}, macro-F1 "
-        f"{100 * report['macro_f1']:.1f}% ({report['n_holdout']:,} held-out scored documents).\n\n"
+        f"predicted. Group predictor: {accuracy_sentence(report)}.\n\n"
         f"Summary: `{doc['uri']}`",
     )
     return {

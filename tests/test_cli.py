@@ -199,7 +199,7 @@ def test_remix_then_export(prefect_api: None, proxy_run: Any, shared_data: Path,
     assert labelled.exit_code == 0, labelled.output
     assert "held-out accuracy" in labelled.output and "labels:" in labelled.output
     assert re.search(
-        r"held-out\s+accuracy\s+\d\.\d{3}\s+\(the\s+largest\s+group\s+alone:\s+\d\.\d{3}\)", labelled.output
+        r"held-out\s+accuracy\s+\d+\.\d%\s+\(the\s+largest\s+group\s+alone:\s+\d+\.\d%\)", labelled.output
     )
     again = runner.invoke(app, ["label", str(path), "--mixture", mixture_uri])
     assert again.exit_code == 0 and "labelled 0 of" in again.output, again.output

@@ -6,7 +6,8 @@ unscored document, and agreement metrics compare two labellings of the same docu
 - :mod:`.config`: :class:`LabelingConfig` (the ``labeling:`` section), :class:`PredictorConfig`.
 - :mod:`.predictor`: :func:`train_group_predictor`, :class:`GroupPredictor`,
   :class:`PredictedGroups`, :class:`PredictorReport`.
-- :mod:`.summary`: :func:`label_summary`, per-group counts of a labelled corpus.
+- :mod:`.summary`: :func:`label_summary`, per-group counts of a labelled corpus, and
+  :func:`accuracy_sentence`, the predictor's holdout figures in words.
 - :mod:`.agreement`: :func:`group_agreement`, :func:`macro_f1`, :func:`expected_calibration_error`,
   :func:`confusion_matrix`, :func:`per_label_scores`, :func:`classification_summary`.
 """

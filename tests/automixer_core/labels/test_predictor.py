@@ -22,6 +22,7 @@ from automixer_core.labels import (
     train_group_predictor,
 )
 from automixer_core.labels.predictor import majority_accuracy
+from automixer_core.labels.summary import accuracy_sentence
 
 GROUPS = ["arc_easy", "piqa", "residual", "sciq"]
 PER_GROUP = 200
@@ -333,3 +334,25 @@ def test_majority_accuracy_answers_the_largest_training_group() -> None:
     tie = np.array(["c", "a", "c", "a"], dtype=object)  # a tie: the first name, a
     assert majority_accuracy(tie, holdout) == pytest.approx(1 / 5)
     assert np.isnan(majority_accuracy(train, holdout[:0])) and np.isnan(majority_accuracy(train[:0], holdout))
+
+
+def test_accuracy_sentence_from_stored_reports(
+    trained: tuple[GroupPredictor, PredictorReport], corpus: tuple[list[str], list[str], pd.DataFrame]
+) -> None:
+    """The words `automixer label` and the label artifact print, from a report as stored (to_dict):
+    with its baseline; without it (a report stored before it was recorded); without a holdout."""
+    _, report = trained
+    stored = report.to_dict()
+    assert accuracy_sentence(stored) == (
+        f"held-out accuracy {100 * report.accuracy:.1f}% (the largest group alone: 25.0%), "
+        f"macro-F1 {100 * report.macro_f1:.1f}% on 160 scored documents (640 to train)"
+    )
+    older = {k: v for k, v in stored.items() if k != "majority_accuracy"}
+    assert accuracy_sentence(older).startswith(f"held-out accuracy {100 * report.accuracy:.1f}%, macro-F1")
+    texts, groups, _ = corpus
+    _, none_held = train_group_predictor(texts, groups, config=UNIGRAMS.model_copy(update={"holdout": 0.0}))
+    no_holdout = none_held.to_dict()
+    assert no_holdout["accuracy"] is None and no_holdout["majority_accuracy"] is None
+    assert accuracy_sentence(no_holdout) == (
+        "no held-out documents, so no accuracy (800 to train; labeling.predictor.holdout > 0 measures it)"
+    )
