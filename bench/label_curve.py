@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from label_targets import DEFAULT_DATA, RECORDED_SEED_ACCURACY, _mixture, _texts, demo_config
+from label_targets import DEFAULT_DATA, load_scored, seed_yardstick
 from sklearn.model_selection import train_test_split
 
 from automixer_core.checkpoints import discover_checkpoints, load_checkpoint
 from automixer_core.labels.agreement import group_agreement
 from automixer_core.labels.embedding import mean_hidden_states
-from automixer_core.labels.predictor import train_group_predictor
+from automixer_core.labels.predictor import majority_accuracy, train_group_predictor
 
 GOAL = 0.8  # issue 13: predicted-vs-scored agreement ≥ 0.8 of the seed-to-seed agreement
 
@@ -63,14 +62,9 @@ def main() -> None:
     args = ap.parse_args()
     start = time.perf_counter()
 
-    cfg = demo_config(args.data, args.out, args.world)
-    assert cfg.corpus is not None
-    store = args.out / "store"
-    mixture_id, _, membership = _mixture(store, args.mixture)
-    doc_ids = membership["doc_id"].astype(str).tolist()
-    truth = membership["group"].astype(str).to_numpy(dtype=object)
-    by_id = _texts(cfg.corpus, set(doc_ids))
-    texts = np.asarray([by_id[i] for i in doc_ids], dtype=object)
+    sc = load_scored(args.data, args.out, args.world, args.mixture)
+    cfg, mixture_id, truth = sc.config, sc.mixture_id, sc.groups
+    texts = np.asarray(sc.texts, dtype=object)
 
     predictor_cfg = cfg.labeling.predictor.model_copy(update={"features": args.features})
     embed = None
@@ -85,23 +79,11 @@ def main() -> None:
         def embed(batch: list[str]) -> np.ndarray:
             return hidden[[row[t] for t in batch]]
 
-    seed_acc, seed_note = RECORDED_SEED_ACCURACY[args.world], "recorded in docs/RESULTS.md"
-    if args.seed_mixture:
-        _, _, other = _mixture(store, args.seed_mixture)
-        other_groups = other.set_index("doc_id")["group"].astype(str)
-        common = [i for i, d in enumerate(doc_ids) if d in other_groups.index]
-        agree = group_agreement(
-            truth[common].tolist(), other_groups.loc[[doc_ids[i] for i in common]].tolist()
-        )
-        seed_acc, seed_note = (
-            float(agree["accuracy"]),
-            f"mixture {args.seed_mixture}, {len(common)} documents",
-        )
+    seed_acc, seed_note, _ = seed_yardstick(args.out, args.seed_mixture, sc, args.world)
 
     idx = np.arange(len(truth))
     pool, test = train_test_split(idx, test_size=args.test_frac, stratify=truth, random_state=args.seed)
-    majority = pd.Series(truth[pool]).value_counts().index[0]
-    base = float(np.mean(truth[test] == majority))
+    base = majority_accuracy(truth[pool], truth[test])
 
     print(
         f"mixture {mixture_id}: {len(truth)} scored documents, {len(set(truth))} groups; features "
@@ -142,7 +124,7 @@ def main() -> None:
     slope, icept = np.polyfit(ns, ys, 1)
     target = GOAL * seed_acc
     print(
-        f"\nmajority group '{majority}' alone: {base:.3f}. Least squares: accuracy ≈ {icept:.3f} + "
+        f"\nthe largest group alone: {base:.3f}. Least squares: accuracy ≈ {icept:.3f} + "
         f"{slope:.3f}·log2(n) ({slope:.3f} per doubling of the scored sample)."
     )
     if slope > 0:

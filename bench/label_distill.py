@@ -24,24 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from label_targets import (
-    DEFAULT_DATA,
-    RECORDED_SEED_ACCURACY,
-    _groups,
-    _harmful_domains,
-    _mixture,
-    _r2,
-    _row,
-    _texts,
-    _tokenizer,
-    demo_config,
-)
+from label_targets import DEFAULT_DATA, _groups, _r2, _row, fold_rule, load_scored, seed_yardstick
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from automixer_core.checkpoints import load_checkpoint
-from automixer_core.labels.agreement import group_agreement
-from automixer_core.mixture import SCORE_COLUMN_PREFIX
 
 
 class Regressor(nn.Module):
@@ -132,25 +119,10 @@ def main() -> None:
     args = ap.parse_args()
     start = time.perf_counter()
 
-    cfg = demo_config(args.data, args.out, args.world)
-    agg_cfg = cfg.aggregation
-    mixture_id, mixture, membership = _mixture(args.out / "store", args.mixture)
-    prov = mixture.provenance
-    benchmarks = [a.benchmark for a in prov.artifacts]
-    alpha = np.array([prov.alpha[b] for b in benchmarks])
-    y = membership[[SCORE_COLUMN_PREFIX + b for b in benchmarks]].to_numpy(dtype=np.float64)
-    truth = membership["group"].astype(str).to_numpy(dtype=object)
-    domains = membership["domain"].astype(str).to_numpy(dtype=object)
-    n_tokens = membership["n_tokens"].to_numpy(dtype=np.float64)
-    doc_ids = membership["doc_id"].astype(str).tolist()
-    assert cfg.corpus is not None
-    texts = _texts(cfg.corpus, set(doc_ids))
-    tokenizer, _ = _tokenizer(args.out / "proxy", sorted({a.checkpoint for a in prov.artifacts}))
-    cut = cfg.corpus.max_doc_chars
-    docs = [
-        tokenizer(texts[i] if cut is None else texts[i][:cut])["input_ids"][: args.window] for i in doc_ids
-    ]
-    checkpoint = args.checkpoint or max(prov.artifacts, key=lambda a: a.step).checkpoint
+    sc = load_scored(args.data, args.out, args.world, args.mixture)
+    benchmarks, y, truth = sc.benchmarks, sc.scores, sc.groups
+    docs = [t[: args.window] for t in sc.token_ids]
+    checkpoint = args.checkpoint or max(sc.mixture.provenance.artifacts, key=lambda a: a.step).checkpoint
 
     n, nb = y.shape
     pred = np.full((n, nb), np.nan)
@@ -159,13 +131,7 @@ def main() -> None:
     folds = list(StratifiedKFold(args.folds, shuffle=True, random_state=args.seed).split(np.zeros(n), truth))
     for tr, te in folds[: args.only_folds]:
         t = time.perf_counter()
-        rule = {
-            "domains": domains[te],
-            "harmful": _harmful_domains(y[tr], n_tokens[tr], domains[tr], alpha, agg_cfg),
-            "benchmarks": benchmarks,
-            "alpha": alpha,
-            "cfg": agg_cfg,
-        }
+        rule = fold_rule(sc, tr, te)
         pred[te] = fit_predict(args.out / "proxy" / checkpoint, docs, y, tr, te, args)
         groups["true"][te] = _groups(y[te], y[tr], **rule)
         groups["distilled"][te] = _groups(pred[te], y[tr], **rule)
@@ -175,15 +141,7 @@ def main() -> None:
             f"fold: {len(tr)} train, {len(te)} held out, accuracy {acc:.3f}, {time.perf_counter() - t:.0f} s"
         )
 
-    seed_acc, seed_note = RECORDED_SEED_ACCURACY[args.world], "recorded in docs/RESULTS.md"
-    if args.seed_mixture:
-        _, _, other = _mixture(args.out / "store", args.seed_mixture)
-        og = other.set_index("doc_id")["group"].astype(str)
-        common = [i for i, d in enumerate(doc_ids) if d in og.index]
-        seed_acc = group_agreement(truth[common].tolist(), og.loc[[doc_ids[i] for i in common]].tolist())[
-            "accuracy"
-        ]
-        seed_note = f"mixture {args.seed_mixture}, {len(common)} documents"
+    seed_acc, seed_note, _ = seed_yardstick(args.out, args.seed_mixture, sc, args.world)
     r2 = [_r2(y[done, j], pred[done, j]) for j in range(nb)]
     print(f"\n| R² of the fine-tuned proxy's scores, held out | {' | '.join(benchmarks)} |")
     print("|---|" + "---|" * nb)
@@ -203,7 +161,7 @@ def main() -> None:
         print(f"| {r['method']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['ratio']:.2f} |")
     print(f"| Hessian seed 1 vs seed 0 ({seed_note}) | {seed_acc:.3f} | | 1.00 |")
     print(
-        f"\nmixture {mixture_id}: {int(done.sum())} of {n} documents held out once ({len(folds[: args.only_folds])} "
+        f"\nmixture {sc.mixture_id}: {int(done.sum())} of {n} documents held out once ({len(folds[: args.only_folds])} "
         f"of {args.folds} folds, seed {args.seed}); threads {torch.get_num_threads()}; "
         f"total {time.perf_counter() - start:.0f} s"
     )

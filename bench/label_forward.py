@@ -39,30 +39,24 @@ import scipy.sparse as sp
 import torch
 from label_targets import (
     DEFAULT_DATA,
-    RECORDED_SEED_ACCURACY,
     _frequencies,
     _groups,
-    _harmful_domains,
-    _mixture,
     _r2,
     _ridge_gcv,
     _row,
-    _texts,
-    _tokenizer,
-    demo_config,
+    fold_rule,
+    load_scored,
+    seed_yardstick,
 )
 from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from automixer_core.checkpoints import load_checkpoint
-from automixer_core.config import RunConfig
 from automixer_core.errors import InfluenceError
 from automixer_core.influence.config import InfluenceConfig
 from automixer_core.influence.queries import QueryVectors
 from automixer_core.influence.scorer import score_documents
 from automixer_core.influence.windows import document_rows
-from automixer_core.labels.agreement import group_agreement
-from automixer_core.mixture import SCORE_COLUMN_PREFIX
 
 
 def head_terms(
@@ -165,25 +159,11 @@ def main() -> None:
     args = ap.parse_args()
     start = time.perf_counter()
 
-    cfg: RunConfig = demo_config(args.data, args.out, args.world)
-    agg_cfg, inf = cfg.aggregation, cfg.influence
-    store = args.out / "store"
-    mixture_id, mixture, membership = _mixture(store, args.mixture)
-    prov = mixture.provenance
-    benchmarks = [a.benchmark for a in prov.artifacts]
+    sc = load_scored(args.data, args.out, args.world, args.mixture)
+    inf, store, prov = sc.config.influence, args.out / "store", sc.mixture.provenance
+    benchmarks, y, truth, ids = sc.benchmarks, sc.scores, sc.groups, sc.token_ids
     fingerprints = {c.name: c.fingerprint for c in prov.checkpoints}
-    alpha = np.array([prov.alpha[b] for b in benchmarks])
-    y = membership[[SCORE_COLUMN_PREFIX + b for b in benchmarks]].to_numpy(dtype=np.float64)
-    truth = membership["group"].astype(str).to_numpy(dtype=object)
-    domains = membership["domain"].astype(str).to_numpy(dtype=object)
-    n_tokens = membership["n_tokens"].to_numpy(dtype=np.float64)
-    doc_ids = membership["doc_id"].astype(str).tolist()
-    assert cfg.corpus is not None
-    texts_by_id = _texts(cfg.corpus, set(doc_ids))
-    tokenizer, _ = _tokenizer(args.out / "proxy", sorted({a.checkpoint for a in prov.artifacts}))
-    cut = cfg.corpus.max_doc_chars
-    ids = [tokenizer(texts_by_id[i] if cut is None else texts_by_id[i][:cut])["input_ids"] for i in doc_ids]
-    if any(len(t) != n for t, n in zip(ids, n_tokens, strict=True)):
+    if any(len(t) != n for t, n in zip(ids, sc.n_tokens, strict=True)):
         raise SystemExit("the tokenizer does not give the scored token counts; wrong world or corpus?")
 
     n, nb = y.shape
@@ -231,29 +211,14 @@ def main() -> None:
             timing["head term (forward only), docs/s"] = len(docs_t) / (time.perf_counter() - t)
             timing["all documents' head terms, s"] = fwd_s
 
-    # the yardstick: Hessian seed vs seed
-    seed_acc, seed_note = RECORDED_SEED_ACCURACY[args.world], "recorded in docs/RESULTS.md"
-    if args.seed_mixture:
-        _, _, other = _mixture(store, args.seed_mixture)
-        og = other.set_index("doc_id")["group"].astype(str)
-        common = [i for i, d in enumerate(doc_ids) if d in og.index]
-        seed_acc = group_agreement(truth[common].tolist(), og.loc[[doc_ids[i] for i in common]].tolist())[
-            "accuracy"
-        ]
-        seed_note = f"mixture {args.seed_mixture}, {len(common)} documents"
+    seed_acc, seed_note, _ = seed_yardstick(args.out, args.seed_mixture, sc, args.world)
 
     x_head = sp.csr_matrix(head)
-    x_head_tok = sp.csr_matrix(sp.hstack([x_head, _frequencies(ids, len(tokenizer), args.bigram_bits)]))
+    x_head_tok = sp.csr_matrix(sp.hstack([x_head, _frequencies(ids, len(sc.tokenizer), args.bigram_bits)]))
     groups = {k: np.empty(n, dtype=object) for k in ("true", "alone", "ridge", "ridge_tok")}
     pred = {k: np.zeros((n, nb)) for k in ("ridge", "ridge_tok")}
     for tr, te in StratifiedKFold(args.folds, shuffle=True, random_state=args.seed).split(np.zeros(n), truth):
-        rule = {
-            "domains": domains[te],
-            "harmful": _harmful_domains(y[tr], n_tokens[tr], domains[tr], alpha, agg_cfg),
-            "benchmarks": benchmarks,
-            "alpha": alpha,
-            "cfg": agg_cfg,
-        }
+        rule = fold_rule(sc, tr, te)
         groups["true"][te] = _groups(y[te], y[tr], **rule)
         groups["alone"][te] = _groups(head[te], head[tr], **rule)
         for key, x in (("ridge", x_head), ("ridge_tok", x_head_tok)):
@@ -298,7 +263,7 @@ def main() -> None:
         print(f"| {r['method']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['ratio']:.2f} |")
     print(f"| Hessian seed 1 vs seed 0 ({seed_note}) | {seed_acc:.3f} | | 1.00 |")
     print(
-        f"\nmixture {mixture_id}: {n} documents, {len(set(truth))} groups; {args.folds}-fold stratified CV, "
+        f"\nmixture {sc.mixture_id}: {n} documents, {len(set(truth))} groups; {args.folds}-fold stratified CV, "
         f"seed {args.seed}; threads {torch.get_num_threads()}"
     )
     print("timing: " + ", ".join(f"{k} {v:.1f}" for k, v in timing.items()))

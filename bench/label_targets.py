@@ -49,6 +49,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,91 @@ def _tokenizer(proxy: Path, checkpoints: Sequence[str]) -> tuple[Any, str]:
         raise SystemExit(f"The artifact checkpoints have different tokenizers: {digests}")
     first = sorted(checkpoints)[0]
     return AutoTokenizer.from_pretrained(str(proxy / first)), first
+
+
+@dataclass
+class Scored:
+    """One published mixture's scored documents, in membership order (D documents, K benchmarks)."""
+
+    config: RunConfig
+    mixture_id: str
+    mixture: Any
+    membership: pd.DataFrame
+    benchmarks: list[str]  # K, the artifacts' order
+    alpha: np.ndarray  # [K]
+    scores: np.ndarray  # [D, K] float64
+    groups: np.ndarray  # [D] object
+    domains: np.ndarray  # [D] object
+    n_tokens: np.ndarray  # [D] float64
+    doc_ids: list[str]  # D
+    texts: list[str]  # D, whole (the corpus rows)
+    tokenizer: Any
+    tokenizer_from: str
+    token_ids: list[list[int]]  # D, of the text cut to corpus.max_doc_chars exactly as scored
+
+
+def load_scored(data: Path, out: Path, world: str, mixture_id: str | None) -> Scored:
+    """The scored documents of ``mixture_id`` (default: the latest) in the demo store under ``out``."""
+    cfg = demo_config(data, out, world)
+    mid, mixture, membership = _mixture(out / "store", mixture_id)
+    prov = mixture.provenance
+    benchmarks = [a.benchmark for a in prov.artifacts]
+    doc_ids = membership["doc_id"].astype(str).tolist()
+    assert cfg.corpus is not None
+    by_id = _texts(cfg.corpus, set(doc_ids))
+    texts = [by_id[i] for i in doc_ids]
+    tokenizer, tok_from = _tokenizer(out / "proxy", sorted({a.checkpoint for a in prov.artifacts}))
+    cut = cfg.corpus.max_doc_chars
+    return Scored(
+        config=cfg,
+        mixture_id=mid,
+        mixture=mixture,
+        membership=membership,
+        benchmarks=benchmarks,
+        alpha=np.array([prov.alpha[b] for b in benchmarks]),
+        scores=membership[[SCORE_COLUMN_PREFIX + b for b in benchmarks]].to_numpy(dtype=np.float64),
+        groups=membership["group"].astype(str).to_numpy(dtype=object),
+        domains=membership["domain"].astype(str).to_numpy(dtype=object),
+        n_tokens=membership["n_tokens"].to_numpy(dtype=np.float64),
+        doc_ids=doc_ids,
+        texts=texts,
+        tokenizer=tokenizer,
+        tokenizer_from=tok_from,
+        token_ids=[tokenizer(t if cut is None else t[:cut])["input_ids"] for t in texts],
+    )
+
+
+def seed_yardstick(
+    out: Path, seed_mixture: str | None, scored: Scored, world: str
+) -> tuple[float, str, tuple[np.ndarray, np.ndarray] | None]:
+    """Group accuracy of ``seed_mixture`` (the same documents, Hessian seed 1) against ``scored``'s
+    groups on their common documents, where it comes from, and those (scored, seed) group pairs;
+    without a seed mixture, the figure recorded in docs/RESULTS.md and no pairs."""
+    if not seed_mixture:
+        note = f"recorded in docs/RESULTS.md ({world} world, bench/labels.py)"
+        return RECORDED_SEED_ACCURACY[world], note, None
+    _, _, other = _mixture(out / "store", seed_mixture)
+    other_groups = other.set_index("doc_id")["group"].astype(str)
+    common = [i for i, d in enumerate(scored.doc_ids) if d in other_groups.index]
+    mine = scored.groups[common]
+    theirs = other_groups.loc[[scored.doc_ids[i] for i in common]].to_numpy(dtype=object)
+    accuracy = float(group_agreement(mine.tolist(), theirs.tolist())["accuracy"])
+    return accuracy, f"mixture {seed_mixture}, {len(common)} documents", (mine, theirs)
+
+
+def fold_rule(scored: Scored, tr: np.ndarray, te: np.ndarray) -> dict[str, Any]:
+    """The keyword arguments of :func:`_groups` for held-out rows ``te``, the domain rule judged on the
+    training rows ``tr`` (as the mixture judges it on its scored documents)."""
+    agg = scored.config.aggregation
+    return {
+        "domains": scored.domains[te],
+        "harmful": _harmful_domains(
+            scored.scores[tr], scored.n_tokens[tr], scored.domains[tr], scored.alpha, agg
+        ),
+        "benchmarks": scored.benchmarks,
+        "alpha": scored.alpha,
+        "cfg": agg,
+    }
 
 
 # --- features ------------------------------------------------------------------------------------
@@ -267,19 +353,12 @@ def main() -> None:
     args = ap.parse_args()
     start = time.perf_counter()
 
-    cfg = demo_config(args.data, args.out, args.world)
+    sc = load_scored(args.data, args.out, args.world, args.mixture)
+    cfg, mixture_id, mixture, membership = sc.config, sc.mixture_id, sc.mixture, sc.membership
     agg_cfg, pred_cfg = cfg.aggregation, cfg.labeling.predictor
-    store = args.out / "store"
-    mixture_id, mixture, membership = _mixture(store, args.mixture)
-    prov = mixture.provenance
-    benchmarks = [a.benchmark for a in prov.artifacts]
-    steps = {a.benchmark: a.step for a in prov.artifacts}
-    alpha = np.array([prov.alpha[b] for b in benchmarks])
-    y_scores = membership[[SCORE_COLUMN_PREFIX + b for b in benchmarks]].to_numpy(dtype=np.float64)
-    truth = membership["group"].astype(str).to_numpy(dtype=object)
-    domains = membership["domain"].astype(str).to_numpy(dtype=object)
-    n_tokens = membership["n_tokens"].to_numpy(dtype=np.float64)
-    doc_ids = membership["doc_id"].astype(str).tolist()
+    benchmarks, alpha, y_scores, truth = sc.benchmarks, sc.alpha, sc.scores, sc.groups
+    domains, n_tokens, texts, ids = sc.domains, sc.n_tokens, sc.texts, sc.token_ids
+    steps = {a.benchmark: a.step for a in mixture.provenance.artifacts}
 
     # The demo config's aggregation must give the mixture's groups back from its scores.
     again = aggregate(
@@ -288,13 +367,9 @@ def main() -> None:
     reproduced = float(np.mean(again.membership["group"].to_numpy() == truth))
 
     assert cfg.corpus is not None
-    texts_by_id = _texts(cfg.corpus, set(doc_ids))
-    texts = [texts_by_id[i] for i in doc_ids]
-    tokenizer, tok_from = _tokenizer(args.out / "proxy", sorted({a.checkpoint for a in prov.artifacts}))
-    cut = cfg.corpus.max_doc_chars
-    ids = [tokenizer(t if cut is None else t[:cut])["input_ids"] for t in texts]
+    tok_from, cut = sc.tokenizer_from, cfg.corpus.max_doc_chars
     tok_mismatch = int(np.sum(np.array([len(t) for t in ids]) != n_tokens))
-    vocab = len(tokenizer)
+    vocab = len(sc.tokenizer)
 
     x_ngrams = Featurizer(pred_cfg).transform(texts)
     x_uni = _frequencies(ids, vocab, 0)
@@ -324,14 +399,7 @@ def main() -> None:
     head_gap = 0.0  # (b) against the predictor's own score head: largest difference / largest score
     split = StratifiedKFold(args.folds, shuffle=True, random_state=args.seed)
     for fold, (tr, te) in enumerate(split.split(np.zeros(n), truth)):
-        harmful = _harmful_domains(y_scores[tr], n_tokens[tr], domains[tr], alpha, agg_cfg)
-        rule = {
-            "domains": domains[te],
-            "harmful": harmful,
-            "benchmarks": benchmarks,
-            "alpha": alpha,
-            "cfg": agg_cfg,
-        }
+        rule = fold_rule(sc, tr, te)
         groups["true"][te] = _groups(y_scores[te], y_scores[tr], **rule)
 
         t = time.perf_counter()
@@ -360,19 +428,10 @@ def main() -> None:
             groups[f"{key}:oof"][te] = _groups(pred, inner, **rule)
             seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t
 
-    seed_acc, seed_note = (
-        RECORDED_SEED_ACCURACY[args.world],
-        f"recorded in docs/RESULTS.md ({args.world} world, bench/labels.py)",
+    seed_acc, seed_note, seed_pairs = seed_yardstick(args.out, args.seed_mixture, sc, args.world)
+    seed_row = (
+        None if seed_pairs is None else _row("Hessian seed 1 vs seed 0 (yardstick)", *seed_pairs, seed_acc)
     )
-    seed_row: dict[str, Any] | None = None
-    if args.seed_mixture:
-        _, _, other = _mixture(store, args.seed_mixture)
-        other_groups = other.set_index("doc_id")["group"].astype(str)
-        common = [i for i, d in enumerate(doc_ids) if d in other_groups.index]
-        seed_pred = other_groups.loc[[doc_ids[i] for i in common]].to_numpy(dtype=object)
-        agree = group_agreement(truth[common].tolist(), seed_pred.tolist())
-        seed_acc, seed_note = agree["accuracy"], f"mixture {args.seed_mixture}, {len(common)} documents"
-        seed_row = _row("Hessian seed 1 vs seed 0 (yardstick)", truth[common], seed_pred, seed_acc)
 
     joint_true = y_scores @ alpha
     rows = [_row("scored values through the same rule (mix stats)", truth, groups["true"], seed_acc)]

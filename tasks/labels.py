@@ -31,6 +31,7 @@ import automixer_core
 from automixer_core.config import CorpusConfig
 from automixer_core.errors import ConfigError, CorpusError
 from automixer_core.labels.predictor import GroupPredictor, PredictorConfig, train_group_predictor
+from automixer_core.labels.summary import accuracy_sentence, label_summary
 from automixer_core.mixture import SCORE_COLUMN_PREFIX, membership_from_parquet
 from automixer_core.published import mixture_folder
 from automixer_core.store import Store
@@ -137,16 +138,7 @@ def train_predictor_task(
     store.write_bytes(predictor_store_key(digest, "predictor.pkl"), predictor.to_bytes())
     doc = {**report.to_dict(), "mixture_id": mixture_id, "code_version": CODE_VERSION}
     store.write_json(done, doc)
-    get_run_logger().info(
-        "Group predictor %s: held-out accuracy %.3f (the largest group alone: %.3f), macro-F1 %.3f "
-        "(%d train, %d held out)",
-        digest,
-        report.accuracy,
-        report.majority_accuracy,
-        report.macro_f1,
-        report.n_train,
-        report.n_holdout,
-    )
+    get_run_logger().info("Group predictor %s: %s", digest, accuracy_sentence(report.to_dict()))
     return {
         "key": predictor_store_key(digest, "predictor.pkl"),
         "digest": digest,
@@ -271,7 +263,6 @@ def publish_labels_task(
     from datetime import UTC, datetime
 
     from automixer_core.exports import folder_export_options, write_export
-    from automixer_core.labels.summary import label_summary
     from automixer_core.published import read_published_mixture
 
     store = Store(store_uri)
